@@ -1,0 +1,170 @@
+"""One function per subcommand: check the arguments, call the engine, print what runc prints."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from runtime.errors import PyrunError
+
+
+def _args(name: str, pos: list[str], n: int, most: int | None = None) -> None:
+    most = n if most is None else most
+    if not (n <= len(pos) <= most):
+        if n == most:
+            raise PyrunError('"%s" requires exactly %d argument(s)' % (name, n))
+        raise PyrunError('"%s" requires a minimum of %d argument(s)' % (name, n))
+
+
+def _bundle(opts) -> str:
+    return os.path.abspath(opts.get("bundle") or os.getcwd())
+
+
+def cmd_create(ctx, opts, pos):
+    from runtime import lifecycle
+
+    _args("create", pos, 1)
+    c = lifecycle.create(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
+                         opts.get("no-pivot", False), opts.get("preserve-fds", 0))
+    c.close()
+
+
+def cmd_start(ctx, opts, pos):
+    from runtime import lifecycle
+
+    _args("start", pos, 1)
+    lifecycle.start(ctx, pos[0]).close()
+
+
+def cmd_run(ctx, opts, pos):
+    from runtime import lifecycle
+
+    _args("run", pos, 1)
+    return lifecycle.run(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
+                         opts.get("no-pivot", False), opts.get("preserve-fds", 0), opts.get("detach", False),
+                         opts.get("keep", False), opts.get("no-subreaper", False))
+
+
+def cmd_state(ctx, opts, pos):
+    from runtime import state as S
+    from runtime.lifecycle import Container
+
+    _args("state", pos, 1)
+    c = Container(ctx.root, pos[0], lock=False)
+    sys.stdout.write(json.dumps(S.oci_state(c.record, c.status), indent=2))
+    sys.stdout.flush()
+
+
+def parse_signal(text: str) -> int:
+    import _signal
+
+    if text.isdigit():
+        n = int(text)
+        if n > 64:
+            raise PyrunError("unknown signal %r" % text)
+        return n
+    name = text.upper()
+    name = name[3:] if name.startswith("SIG") else name
+    n = getattr(_signal, "SIG" + name, None)
+    if not isinstance(n, int) or name.startswith("_"):
+        raise PyrunError("unknown signal %r" % text)
+    return n
+
+
+def cmd_kill(ctx, opts, pos):
+    from runtime import lifecycle
+
+    _args("kill", pos, 1, 2)
+    sig = parse_signal(pos[1]) if len(pos) > 1 else 15
+    lifecycle.kill(ctx, pos[0], sig, opts.get("all", False))
+
+
+def cmd_delete(ctx, opts, pos):
+    from runtime import lifecycle
+
+    _args("delete", pos, 1)
+    lifecycle.delete(ctx, pos[0], opts.get("force", False))
+
+
+def _owner(path: str) -> str:
+    import pwd
+
+    try:
+        uid = os.stat(path).st_uid
+        return pwd.getpwuid(uid).pw_name
+    except (OSError, KeyError):
+        return "#%d" % uid if "uid" in dir() else ""
+
+
+def cmd_list(ctx, opts, pos):
+    from runtime import state as S
+    from runtime.errors import NotFound
+    from runtime.lifecycle import Container
+
+    rows = []
+    for cid in S.list_ids(ctx.root):
+        try:
+            c = Container(ctx.root, cid, lock=False)
+        except (NotFound, PyrunError):
+            continue
+        st = S.oci_state(c.record, c.status)
+        st["owner"] = _owner(c.dir)
+        st.pop("annotations", None)
+        rows.append(st)
+    fmt = opts.get("format") or "table"
+    if opts.get("quiet"):
+        sys.stdout.write("".join(r["id"] + "\n" for r in rows))
+    elif fmt == "json":
+        sys.stdout.write((json.dumps(rows, separators=(",", ":")) if rows else "null") + "\n")
+    elif fmt == "table":
+        table = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        table += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]) for r in rows]
+        sys.stdout.write(tabwriter(table))
+    else:
+        raise PyrunError("invalid format option")
+
+
+def tabwriter(rows, minwidth: int = 12, padding: int = 3) -> str:
+    """Go's text/tabwriter as runc uses it (minwidth 12, padding 3): every cell but the last in a row
+    is padded to its column's width."""
+    cols = max(len(r) for r in rows)
+    widths = [max(minwidth, max(len(r[i]) + padding for r in rows if i < len(r) - 1) if any(
+        i < len(r) - 1 for r in rows) else 0) for i in range(cols)]
+    return "".join("".join(cell.ljust(widths[i]) if i < len(r) - 1 else cell for i, cell in enumerate(r)) + "\n"
+                   for r in rows)
+
+
+def cmd_spec(ctx, opts, pos):
+    from runtime.spec.default import default_config
+
+    bundle = opts.get("bundle") or "."
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise PyrunError("File %s exists. Remove it first" % path)
+    data = json.dumps(default_config(bool(opts.get("rootless"))), indent="\t")
+    try:
+        with open(path, "w") as f:
+            f.write(data)
+    except OSError as e:
+        raise PyrunError("writing %s: %s" % (path, e.strerror)) from None
+
+
+def cmd_features(ctx, opts, pos):
+    from runtime.features import features_document
+
+    sys.stdout.write(json.dumps(features_document(), indent=4) + "\n")
+
+
+def _not_implemented(name):
+    def cmd(ctx, opts, pos):
+        raise PyrunError("%s: not implemented yet" % name)
+
+    return cmd
+
+
+cmd_exec = _not_implemented("exec")
+cmd_ps = _not_implemented("ps")
+cmd_pause = _not_implemented("pause")
+cmd_resume = _not_implemented("resume")
+cmd_update = _not_implemented("update")
+cmd_events = _not_implemented("events")

@@ -1,0 +1,228 @@
+"""Starting a container's init: the parent half (`spawn`) and the child half (`_container_init`), in
+explicit stages over a sync channel.
+
+    parent                                   child (the init, born by clone in its namespaces)
+    clone(flags) ---------------------------> wait for "go"
+    [slow path: intermediate joins namespace paths, unshares, forks the init, reports its pid]
+    write uid/gid maps, join cgroup, "go" -->
+                                             unshare cgroup/time ns, become root of the user ns
+                                             mounts, devices
+                              <------------- "hooks" (only if there are prestart/createRuntime hooks)
+    run prestart + createRuntime, "go" ---->
+                                             createContainer hooks, pivot_root, hostname, sysctl,
+                                             read-only and masked paths, executable lookup, rlimits
+                              <------------- "ready"
+    write state, pid file; exit              block opening the exec fifo until `start`
+                                             identity, capabilities, no_new_privs, seccomp, execve
+"""
+from __future__ import annotations
+
+import os
+
+from runtime import linux as L
+from runtime.errors import PyrunError
+from runtime.init.namespaces import NamespacePlan, join, unshare_late, write_id_maps, become_root_in_userns
+from runtime.init.sync import Channel, ChannelClosed, ChildError
+
+
+class InitOptions:
+    def __init__(self, state_dir: str, preserve_fds: int = 0, no_pivot: bool = False, console_socket=None,
+                 hook_state=None, warn=None):
+        self.state_dir = state_dir
+        self.preserve_fds = preserve_fds
+        self.no_pivot = no_pivot
+        self.console_socket = console_socket
+        self.hook_state = hook_state  # callable(status, pid) -> dict
+        self.warn = warn
+
+
+def spawn(cfg, opts: InitOptions, cgroup) -> int:
+    """Parent half. Returns the init's pid once the init reports "ready"; on failure the init is killed
+    and reaped, and the error is raised as PyrunError."""
+    plan = NamespacePlan(cfg)
+    join_fds = plan.open_joins()
+    parent, child = Channel.pair()
+    state_fd = os.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fast = not join_fds
+    pid = L.clone(plan.clone_flags if fast else 0)
+    if pid == 0:  # ---- child
+        parent.close()
+        code = 1
+        try:
+            if not fast:
+                _intermediate(plan, join_fds, child)
+            _container_init(cfg, opts, plan, child, state_fd)
+        except BaseException as e:  # report anything, then leave without running the parent's cleanup
+            try:
+                child.send("error", _message(e))
+            except OSError:  # past "ready" the channel is gone: the container's stderr is all we have
+                try:
+                    os.write(2, ("pyrun: %s\n" % _message(e)).encode())
+                except OSError:
+                    pass
+        os._exit(code)
+    # ---- parent
+    child.close()
+    os.close(state_fd)
+    for _, fd in join_fds:
+        os.close(fd)
+    init = pid
+    try:
+        if fast:
+            if plan.new_user:
+                write_id_maps(pid, cfg)
+        else:
+            while True:
+                verb, payload = parent.recv()
+                if verb == "usermap":
+                    write_id_maps(pid, cfg)
+                    parent.send("mapped")
+                elif verb == "pid":
+                    init = int(payload)
+                    break
+                elif verb == "error":
+                    raise ChildError(payload)
+            os.waitpid(pid, 0)
+        if cgroup is not None:
+            cgroup.add(init)
+        parent.send("go")
+        verb, payload = parent.recv()
+        if verb == "hooks":
+            from runtime.hooks import run_hooks
+
+            st = opts.hook_state("creating", init)
+            run_hooks(cfg.hooks["prestart"], st, "prestart")
+            run_hooks(cfg.hooks["createRuntime"], st, "createRuntime")
+            parent.send("go")
+            verb, payload = parent.recv()
+        if verb == "error":
+            raise ChildError(payload)
+        if verb != "ready":
+            raise ChildError("protocol error: unexpected %s" % verb)
+        return init
+    except (ChildError, ChannelClosed, OSError, PyrunError) as e:
+        _kill_and_reap(init, pid)
+        if isinstance(e, ChannelClosed):
+            raise PyrunError("container init exited before it was ready") from None
+        raise PyrunError(str(e) if not isinstance(e, OSError) else _message(e)) from None
+    finally:
+        parent.close()
+
+
+def _kill_and_reap(init: int, first: int) -> None:
+    for p in {init, first}:
+        try:
+            os.kill(p, 9)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(p, 0)
+        except ChildProcessError:
+            pass
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror and not e.filename:
+        return e.strerror if not e.args or len(e.args) < 2 else str(e.args[1])
+    return str(e) or type(e).__name__
+
+
+def _intermediate(plan: NamespacePlan, join_fds, chan: Channel) -> None:
+    """Slow path (namespace paths to join): join them, create the rest, then fork the init so it is
+    inside the pid namespace (joined or new). This process reports the init's pid and exits."""
+    join(join_fds)
+    if plan.clone_flags:
+        L.unshare(plan.clone_flags)
+        if plan.new_user:
+            chan.send("usermap")
+            chan.expect("mapped")
+    pid = L.clone(0)
+    if pid != 0:
+        chan.send("pid", str(pid))
+        os._exit(0)
+
+
+def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int) -> None:
+    """Child half; returns only by raising (the final step is execve)."""
+    from runtime.init import process as P
+    from runtime.rootfs import RootfsBuilder
+
+    chan.expect("go")
+    _preload(cfg)
+    in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths)
+    if plan.new_user:
+        become_root_in_userns(cfg)
+    unshare_late(plan, cfg)
+    if "mount" not in plan.new and not any(t == "mount" for t, _ in plan.join_paths):
+        raise PyrunError("linux.namespaces: a mount namespace is required")
+    rootfs = RootfsBuilder(cfg, in_userns)
+    rootfs.prepare()
+    if cfg.hooks["prestart"] or cfg.hooks["createRuntime"]:
+        chan.send("hooks")
+        chan.expect("go")
+    if cfg.hooks["createContainer"]:
+        from runtime.hooks import run_hooks
+
+        run_hooks(cfg.hooks["createContainer"], opts.hook_state("creating", os.getpid()), "createContainer")
+    seccomp_program = None
+    if cfg.linux.seccomp is not None:
+        from runtime.seccomp import compile_filter
+
+        seccomp_program = compile_filter(cfg.linux.seccomp)
+    rootfs.pivot(opts.no_pivot)
+    if cfg.hostname is not None:
+        L.sethostname(cfg.hostname)
+    if cfg.domainname is not None:
+        L.setdomainname(cfg.domainname)
+    for key, value in cfg.linux.sysctl.items():
+        _write_sysctl(key, value)
+    rootfs.finish()
+    proc = cfg.process
+    os.chdir(proc.cwd) if os.path.isdir(proc.cwd) else None
+    exe = P.lookup_executable(proc.args[0], proc.env)
+    os.chdir("/")
+    P.set_rlimits(proc.rlimits)
+    P.set_oom_score_adj(proc.oom_score_adj)
+    chan.send("ready")
+    chan.close()
+    # Block until `start` opens the other end: O_WRONLY on a fifo waits for a reader.
+    fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+    os.write(fifo, b"0")
+    os.close(fifo)
+    os.close(state_fd)
+    if cfg.hooks["startContainer"]:
+        from runtime.hooks import run_hooks
+
+        run_hooks(cfg.hooks["startContainer"], opts.hook_state("running", os.getpid()), "startContainer")
+    setgroups_ok = not plan.new_user or _setgroups_allowed()
+    P.finalize_and_exec(proc, exe, opts.preserve_fds, seccomp_program, opts.warn, setgroups_ok)
+
+
+def _preload(cfg) -> None:
+    """Import now what the stages after pivot_root need: the host's Python library is out of reach then."""
+    import runtime.init.process  # noqa: F401
+
+    if cfg.process.rlimits:
+        import resource  # noqa: F401
+    if cfg.hooks["startContainer"]:
+        import runtime.hooks  # noqa: F401
+        import subprocess  # noqa: F401
+    if cfg.linux.seccomp is not None:
+        import runtime.seccomp  # noqa: F401
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return True
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise PyrunError("linux.sysctl: writing %s=%s: %s" % (key, value, e.strerror)) from None

@@ -1,0 +1,160 @@
+"""The last stage of an init (or an exec'd process): rlimits, identity, capabilities, no_new_privs,
+then execve. Checks that can fail early (the executable, rlimits, oom_score_adj) run before the container
+is reported created, so `create` fails instead of a later `start`."""
+from __future__ import annotations
+
+import os
+import stat
+
+from runtime import linux as L
+from runtime.errors import ConfigError, PyrunError
+from runtime.init import capabilities as caps
+
+_RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+_U64 = (1 << 64) - 1
+
+
+def lookup_executable(name: str, env: list[str]) -> str:
+    """exec.LookPath on the container's PATH (from process.env), with runc's error texts."""
+    if "/" in name:
+        _check_exec(name, name)
+        return name
+    path = ""
+    for e in env:
+        if e.startswith("PATH="):
+            path = e[5:]
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", name)
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return cand
+    raise PyrunError('exec: "%s": executable file not found in $PATH' % name)
+
+
+def _check_exec(name: str, path: str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise PyrunError('exec: "%s": stat %s: %s' % (name, path, os.strerror(e.errno).lower())) from None
+    if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+        raise PyrunError('exec: "%s": permission denied' % name)
+
+
+def set_rlimits(rlimits) -> None:
+    import resource
+
+    for r in rlimits:
+        n = _RLIMITS.get(r.type)
+        if n is None:
+            raise ConfigError("process.rlimits: unknown rlimit %r" % r.type)
+        soft = resource.RLIM_INFINITY if r.soft >= _U64 else r.soft
+        hard = resource.RLIM_INFINITY if r.hard >= _U64 else r.hard
+        try:
+            resource.setrlimit(n, (soft, hard))
+        except (OSError, ValueError) as e:
+            raise PyrunError("error setting rlimit type %d: %s" % (n, getattr(e, "strerror", None) or e)) from None
+
+
+def set_oom_score_adj(value) -> None:
+    if value is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise PyrunError("setting oom_score_adj to %s: %s" % (value, e.strerror)) from None
+
+
+def drop_bounding(bounding: int) -> None:
+    for n in range(caps.last_cap() + 1):
+        if not bounding & (1 << n):
+            L.prctl(L.PR_CAPBSET_DROP, n)
+
+
+def switch_user(user, in_new_userns_without_setgroups: bool = False) -> None:
+    """setgroups, then gid, then uid; KEEPCAPS so the permitted set survives leaving uid 0."""
+    L.prctl(L.PR_SET_KEEPCAPS, 1)
+    if not in_new_userns_without_setgroups:
+        os.setgroups(user.additional_gids)
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    L.prctl(L.PR_SET_KEEPCAPS, 0)
+
+
+def apply_capabilities(c: dict, warn=None) -> None:
+    eff, perm, inh = (caps.mask(c[k], warn) for k in ("effective", "permitted", "inheritable"))
+    try:
+        L.capset(eff, perm, inh)
+    except OSError as e:
+        raise PyrunError("setting capabilities: %s" % e.strerror) from None
+    if c.get("ambient"):
+        # As runc: an ambient capability that is not both permitted and inheritable is skipped (the kernel
+        # refuses it), which runc's own default spec relies on (ambient set, inheritable empty).
+        L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
+        want = caps.mask(c["ambient"], warn) & perm & inh
+        for n in range(caps.last_cap() + 1):
+            if want & (1 << n):
+                L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, n)
+
+
+def mark_fds_cloexec(keep_below: int) -> None:
+    """Nothing of ours leaks into the container: every fd at or above 3+preserve-fds closes on exec."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= keep_below:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ at start-up, and ignored signals survive execve: undo that so
+    the container's process starts with default dispositions, as it would under runc."""
+    import _signal
+
+    for s in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(s, _signal.SIG_DFL)
+
+
+def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=None, warn=None,
+                      userns_setgroups=True) -> None:
+    """Drop to the process's identity and privileges and replace ourselves with it. Never returns."""
+    c = proc.capabilities
+    if c is not None:
+        drop_bounding(caps.mask(c["bounding"], warn))
+    switch_user(proc.user, not userns_setgroups)
+    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise PyrunError("chdir to cwd (%r) set in config.json failed: %s" % (proc.cwd, e.strerror)) from None
+    if c is not None:
+        apply_capabilities(c, warn)
+    if proc.no_new_privileges:
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp_program is not None:
+        from runtime.seccomp import install
+
+        install(seccomp_program, proc.no_new_privileges)
+    mark_fds_cloexec(3 + preserve_fds)
+    reset_signals()
+    try:
+        os.execve(executable, proc.args, _env_dict(proc.env))
+    except OSError as e:
+        raise PyrunError('exec: "%s": %s' % (proc.args[0], e.strerror)) from None
+
+
+def _env_dict(env: list[str]) -> dict:
+    out = {}
+    for e in env:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return out

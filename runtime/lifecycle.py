@@ -1,0 +1,361 @@
+"""The engine: create / start / run / kill / delete, orchestrating state, cgroups and the init.
+
+Every step that changes the host is undone when a later one fails, so a failed create leaves nothing
+behind; a pyrun killed half-way leaves a "creating" record that `delete --force` cleans."""
+from __future__ import annotations
+
+import os
+import time
+
+from runtime import state as S
+from runtime.errors import NotFound, PyrunError
+
+
+class Container:
+    """A container directory held under its lock, with its record."""
+
+    def __init__(self, root: str, cid: str, lock: bool = True):
+        self.id = cid
+        self.dir = S.container_dir(root, cid)
+        self.lock_fd = S.lock(self.dir) if lock else None
+        try:
+            self.record = S.load(root, cid)
+        except NotFound:
+            if self.lock_fd is not None:
+                os.close(self.lock_fd)
+            raise NotFound("container does not exist") from None
+
+    @property
+    def status(self) -> str:
+        return S.derive_status(self.record, self.dir)
+
+    @property
+    def pid(self) -> int:
+        return self.record.get("pid") or 0
+
+    def cgroup(self):
+        if not self.record.get("cgroup"):
+            return None
+        from runtime.cgroups import Cgroup
+
+        return Cgroup.from_state(self.record["cgroup"])
+
+    def save(self) -> None:
+        S.save(self.dir, self.record)
+
+    def hook_state(self, status: str, pid: int) -> dict:
+        st = S.oci_state(self.record, status)
+        st["pid"] = pid
+        return st
+
+    def config(self):
+        from runtime.spec.load import read_json
+        from runtime.spec.model import Config
+
+        _, doc = read_json(os.path.join(self.dir, S.CONFIG_COPY))
+        return Config(doc, self.record["bundle"])
+
+    def close(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+
+def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot=False,
+           preserve_fds=0, foreground=False):
+    """Set up everything but the user process and leave the init blocked on the exec fifo."""
+    from runtime.spec.load import load_bundle
+
+    S.check_id(cid)
+    cfg = load_bundle(bundle, os.path.join(ctx.root, "@validated"))
+    if cfg.process is None:
+        raise PyrunError("config.json: process: a process is required to create a container")
+    if cfg.process.terminal and not console_socket and not foreground:
+        raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
+    if cfg.process.terminal:
+        raise PyrunError("process.terminal: terminals are not implemented yet")
+    if not os.path.isdir(cfg.root_path):
+        raise PyrunError("rootfs (%s) does not exist" % cfg.root_path)
+    path = S.make_container_dir(ctx.root, cid)
+    lock_fd = S.lock(path)
+    record = {
+        "id": cid, "status": "creating", "pid": 0, "init_start": None, "bundle": cfg.bundle,
+        "rootfs": cfg.root_path, "created": time.time_ns(), "owner": "",
+        "annotations": cfg.annotations, "cgroup": None,
+        "hooks": [n for n, hooks in cfg.hooks.items() if hooks],
+    }
+    cgroup = None
+    c = None
+    try:
+        S.write_atomic(os.path.join(path, S.CONFIG_COPY), _config_bytes(cfg))
+        os.mkfifo(os.path.join(path, S.EXEC_FIFO), 0o622)
+        from runtime.cgroups import Cgroup
+
+        cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid)
+        cgroup.create()
+        record["cgroup"] = cgroup.to_state()
+        S.save(path, record)  # from here on, delete --force can clean up after a killed pyrun
+        cgroup.apply(cfg.linux.resources)
+        c = Container.__new__(Container)
+        c.id, c.dir, c.lock_fd, c.record = cid, path, lock_fd, record
+        from runtime.init import InitOptions, spawn
+
+        opts = InitOptions(path, preserve_fds, no_pivot, console_socket, c.hook_state, ctx.warn)
+        pid = spawn(cfg, opts, cgroup)
+        record["pid"] = pid
+        record["init_start"] = S.proc_start_time(pid)
+        record["status"] = "created"
+        S.save(path, record)
+        if pid_file:
+            write_pid_file(pid_file, pid)
+    except BaseException:
+        if record["pid"]:
+            _kill_wait(record["pid"], record["init_start"])
+        if cgroup is not None:
+            try:
+                cgroup.destroy()
+            except Exception:
+                pass
+        _remove_dir(path)
+        os.close(lock_fd)
+        raise
+    return c
+
+
+def _config_bytes(cfg) -> bytes:
+    import json
+
+    return json.dumps(cfg.raw).encode()
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Digits only, no newline (containerd Atoi()s the whole file), via a temp file and rename."""
+    path = os.path.abspath(path)
+    try:
+        S.write_atomic(path, str(pid).encode(), 0o644)
+    except OSError as e:
+        raise PyrunError("writing pid file %s: %s" % (path, e.strerror)) from None
+
+
+def start(ctx, cid: str, c: Container | None = None) -> Container:
+    c = c or Container(ctx.root, cid)
+    status = c.status
+    if status != "created":
+        if status == "stopped":
+            raise PyrunError("cannot start a container that has stopped")
+        if status == "running" or status == "paused":
+            raise PyrunError("cannot start an already running container")
+        raise PyrunError("cannot start a container in the %s state" % status)
+    _release_init(c)
+    if "poststart" in c.record.get("hooks", ()):
+        from runtime.hooks import run_hooks
+
+        try:
+            run_hooks(c.config().hooks["poststart"], c.hook_state("running", c.pid), "poststart")
+        except PyrunError:
+            _kill_wait(c.pid, c.record.get("init_start"))
+            raise
+    return c
+
+
+def _release_init(c: Container) -> None:
+    """Open the exec fifo's read end and take the init's byte; the init then goes on to execve.
+    Non-blocking open plus poll, so a dead init cannot hang `start`."""
+    import select
+
+    fifo = os.path.join(c.dir, S.EXEC_FIFO)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            if poller.poll(50):
+                if os.read(fd, 1):
+                    break
+            if not S.init_alive(c.record):
+                raise PyrunError("container init exited before it was started")
+    finally:
+        os.close(fd)
+    os.unlink(fifo)
+
+
+def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
+    c = Container(ctx.root, cid)
+    status = c.status
+    if status not in ("created", "running", "paused"):
+        if all_processes and status == "stopped":
+            cg = c.cgroup()
+            for p in cg.pids() if cg else ():
+                _signal(p, sig)
+            return
+        raise PyrunError("container not running")
+    if all_processes:
+        cg = c.cgroup()
+        pids = cg.pids() if cg else [c.pid]
+        if status == "paused" or sig == 9:
+            # A frozen task only acts on a signal once thawed.
+            for p in pids:
+                _signal(p, sig)
+            if status == "paused" and cg:
+                cg.thaw()
+        else:
+            for p in pids:
+                _signal(p, sig)
+        return
+    _signal(c.pid, sig)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def delete(ctx, cid: str, force: bool = False) -> None:
+    try:
+        c = Container(ctx.root, cid)
+    except NotFound:
+        if force:
+            # runc exits 0 here, and removes whatever partial directory a crashed create left.
+            _remove_dir(S.container_dir(ctx.root, cid))
+            return
+        raise
+    status = c.status
+    if status in ("running", "paused") and not force:
+        raise PyrunError("cannot delete container %s that is not stopped: %s" % (cid, status))
+    destroy(c)
+    run_poststop(ctx, c)
+    c.close()
+
+
+def destroy(c: Container) -> None:
+    """Kill whatever is left, remove the cgroup and the state directory."""
+    cg = c.cgroup()
+    if S.init_alive(c.record):
+        if cg is not None and c.status == "paused":
+            for p in cg.pids():
+                _signal(p, 9)
+            cg.thaw()
+        _kill_wait(c.pid, c.record.get("init_start"))
+    if cg is not None:
+        for _ in range(100):
+            pids = cg.pids()
+            if not pids:
+                break
+            for p in pids:
+                _signal(p, 9)
+            time.sleep(0.01)
+        cg.destroy()
+    _remove_dir(c.dir)
+
+
+def run_poststop(ctx, c: Container) -> None:
+    if "poststop" not in c.record.get("hooks", ()):
+        return
+    from runtime.hooks import run_hooks
+
+    try:
+        run_hooks(c.config().hooks["poststop"], c.hook_state("stopped", 0), "poststop")
+    except PyrunError as e:
+        ctx.warn(str(e))
+
+
+def _kill_wait(pid: int, start_time, timeout: float = 10.0) -> None:
+    """SIGKILL and wait until the process is gone or a zombie (its reaper is not us)."""
+    if not pid or S.proc_start_time(pid) != start_time:
+        return
+    _signal(pid, 9)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    deadline = time.monotonic() + timeout
+    while S.proc_start_time(pid) == start_time and time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            pass
+        time.sleep(0.002)
+
+
+def _remove_dir(path: str) -> None:
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for n in names:
+        try:
+            os.unlink(os.path.join(path, n))
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
+        detach=False, keep=False, no_subreaper=False) -> int:
+    """create + start; in the foreground, forward signals, reap, and return the container's status."""
+    from runtime import linux as L
+
+    if not detach and not no_subreaper:
+        # The init may be a grandchild (namespace paths to join): it must come back to us to be reaped.
+        L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+    c = create(ctx, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground=not detach)
+    try:
+        if not detach:
+            _forward_signals(c.pid)
+        start(ctx, cid, c)
+    except BaseException:
+        destroy(c)
+        c.close()
+        raise
+    if detach:
+        c.close()
+        return 0
+    code = _wait_exit(c.pid)
+    if not keep:
+        destroy(c)
+        run_poststop(ctx, c)
+    c.close()
+    return code
+
+
+_NOT_FORWARDED = (9, 17, 19, 23, 28)  # KILL, CHLD, STOP, URG, WINCH
+
+
+def _forward_signals(pid: int) -> None:
+    import _signal
+
+    def forward(sig, _frame):
+        _signal_pid(pid, sig)
+
+    for sig in range(1, 32):
+        if sig not in _NOT_FORWARDED:
+            try:
+                _signal.signal(sig, forward)
+            except (OSError, ValueError, RuntimeError):
+                pass
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_exit(pid: int) -> int:
+    """Reap until the init is gone (as a subreaper we also collect orphans); 128+N for signal N."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if got == pid:
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.WEXITSTATUS(status)

@@ -1,0 +1,152 @@
+"""The on-disk record of containers: one directory per ID under the state root.
+
+state.json is replaced atomically (temp file, fsync, rename) so a reader never sees half a record, and
+every command that changes a container holds the directory's flock. The status is never taken from the
+file alone: it is derived from the live init process (checked against its recorded start time, so a
+recycled PID does not pass for the container), the exec fifo and the freezer."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+
+from runtime import OCI_VERSION
+from runtime.errors import NotFound, PyrunError
+
+STATE_FILE = "state.json"
+CONFIG_COPY = "config.json"
+EXEC_FIFO = "exec.fifo"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def default_root() -> str:
+    """A fixed default matters: podman's `state` and cleanup `delete` never pass --root."""
+    if os.geteuid() == 0:
+        return "/run/pyrun"
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/run/user/%d" % os.geteuid()
+    return os.path.join(base, "pyrun")
+
+
+def check_id(cid: str) -> None:
+    if not cid or cid in (".", "..") or not set(cid) <= _ID_CHARS:
+        raise PyrunError("invalid container id format: %r" % cid)
+
+
+def container_dir(root: str, cid: str) -> str:
+    check_id(cid)
+    return os.path.join(root, cid)
+
+
+def make_container_dir(root: str, cid: str) -> str:
+    """Claim an ID: mkdir is atomic, so two concurrent creates of one ID cannot both win."""
+    path = container_dir(root, cid)
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        raise PyrunError("container with id exists: %s" % cid) from None
+    return path
+
+
+def lock(path: str) -> int:
+    """Hold an exclusive flock on the container directory until the fd is closed (or we exit)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound("container %s does not exist" % os.path.basename(path)) from None
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def save(path: str, record: dict) -> None:
+    write_atomic(os.path.join(path, STATE_FILE), json.dumps(record).encode())
+
+
+def load(root: str, cid: str) -> dict:
+    path = container_dir(root, cid)
+    try:
+        with open(os.path.join(path, STATE_FILE), "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        raise NotFound("container %s does not exist" % cid) from None
+    except ValueError:
+        raise PyrunError("container %s: state.json is corrupt (use delete --force)" % cid) from None
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if set(n) <= _ID_CHARS and os.path.isfile(os.path.join(root, n, STATE_FILE)))
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if the process is gone or a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    rest = stat[stat.rindex(b")") + 2:].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+def init_alive(record: dict) -> bool:
+    pid = record.get("pid") or 0
+    return pid > 0 and proc_start_time(pid) == record.get("init_start")
+
+
+def derive_status(record: dict, path: str) -> str:
+    if record.get("status") == "creating":
+        return "creating" if init_alive(record) else "stopped"
+    if not init_alive(record):
+        return "stopped"
+    if os.path.exists(os.path.join(path, EXEC_FIFO)):
+        return "created"
+    cg = record.get("cgroup")
+    if cg:
+        from runtime.cgroups import Cgroup
+
+        if Cgroup.from_state(cg).is_frozen():
+            return "paused"
+    return "running"
+
+
+def rfc3339nano(ns: int) -> str:
+    """Go's time.RFC3339Nano in UTC: nanoseconds with trailing zeros trimmed."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    f = ("%09d" % frac).rstrip("0")
+    return base + ("." + f if f else "") + "Z"
+
+
+def oci_state(record: dict, status: str) -> dict:
+    """The state document runc prints: OCI fields plus rootfs, created and owner."""
+    out = {
+        "ociVersion": OCI_VERSION,
+        "id": record["id"],
+        "pid": record.get("pid", 0) if status not in ("stopped",) else 0,
+        "status": status,
+        "bundle": record["bundle"],
+        "rootfs": record["rootfs"],
+        "created": rfc3339nano(record["created"]),
+        "owner": record.get("owner", ""),
+    }
+    if record.get("annotations"):
+        out["annotations"] = record["annotations"]
+    return out
