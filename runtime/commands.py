@@ -1,7 +1,6 @@
 """One function per subcommand: check the arguments, call the engine, print what runc prints."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -46,6 +45,8 @@ def cmd_run(ctx, opts, pos):
 
 
 def cmd_state(ctx, opts, pos):
+    import json
+
     from runtime import state as S
     from runtime.lifecycle import Container
 
@@ -97,6 +98,8 @@ def _owner(path: str) -> str:
 
 
 def cmd_list(ctx, opts, pos):
+    import json
+
     from runtime import state as S
     from runtime.errors import NotFound
     from runtime.lifecycle import Container
@@ -135,6 +138,8 @@ def tabwriter(rows, minwidth: int = 12, padding: int = 3) -> str:
 
 
 def cmd_spec(ctx, opts, pos):
+    import json
+
     from runtime.spec.default import default_config
 
     bundle = opts.get("bundle") or "."
@@ -150,6 +155,8 @@ def cmd_spec(ctx, opts, pos):
 
 
 def cmd_features(ctx, opts, pos):
+    import json
+
     from runtime.features import features_document
 
     sys.stdout.write(json.dumps(features_document(), indent=4) + "\n")

@@ -123,9 +123,9 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
 
 
 def _config_bytes(cfg) -> bytes:
-    import json
+    from runtime import fastjson
 
-    return json.dumps(cfg.raw).encode()
+    return fastjson.dumps(cfg.raw).encode()
 
 
 def write_pid_file(path: str, pid: int) -> None:

@@ -7,11 +7,10 @@ recycled PID does not pass for the container), the exec fifo and the freezer."""
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 
-from runtime import OCI_VERSION
+from runtime import OCI_VERSION, fastjson
 from runtime.errors import NotFound, PyrunError
 
 STATE_FILE = "state.json"
@@ -71,14 +70,14 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
 
 
 def save(path: str, record: dict) -> None:
-    write_atomic(os.path.join(path, STATE_FILE), json.dumps(record).encode())
+    write_atomic(os.path.join(path, STATE_FILE), fastjson.dumps(record).encode())
 
 
 def load(root: str, cid: str) -> dict:
     path = container_dir(root, cid)
     try:
         with open(os.path.join(path, STATE_FILE), "rb") as f:
-            return json.loads(f.read())
+            return fastjson.loads(f.read())
     except FileNotFoundError:
         raise NotFound("container %s does not exist" % cid) from None
     except ValueError:

@@ -6,9 +6,9 @@ a hash of the bytes and of the schema files; a later create of the same bytes sk
 The model itself is built with the checks a start needs whatever the cache says (`check_semantics`)."""
 from __future__ import annotations
 
-import json
 import os
 
+from runtime import fastjson
 from runtime.errors import ConfigError
 from runtime.spec.model import Config
 
@@ -68,7 +68,7 @@ def read_json(path: str, what: str = "config.json"):
     except OSError as e:
         raise ConfigError("%s: open %s: %s" % (what, path, e.strerror)) from None
     try:
-        doc = json.loads(data)
+        doc = fastjson.loads(data)
     except ValueError as e:
         raise ConfigError("%s: invalid JSON: %s" % (path, e)) from None
     if not isinstance(doc, dict):
