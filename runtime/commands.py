@@ -162,6 +162,61 @@ def cmd_features(ctx, opts, pos):
     sys.stdout.write(json.dumps(features_document(), indent=4) + "\n")
 
 
+def cmd_exec(ctx, opts, pos):
+    from runtime import lifecycle
+
+    if not pos:
+        raise PyrunError('"exec" requires a minimum of 1 argument(s)')
+    cid = pos[0]
+    if opts.get("cgroup"):
+        raise PyrunError("--cgroup: sub-cgroups for exec are not supported by pyrun")
+    if opts.get("process"):
+        from runtime.spec.load import read_json
+
+        _, proc = read_json(opts["process"], "process.json")
+    else:
+        if len(pos) < 2:
+            raise PyrunError("exec: process args cannot be empty")
+        proc = dict(lifecycle.Container(ctx.root, cid, lock=False).config().raw.get("process") or {})
+        proc["args"] = pos[1:]
+    _exec_overrides(proc, opts)
+    return lifecycle.exec_process(ctx, cid, proc, opts.get("detach", False), opts.get("pid-file"),
+                                  opts.get("console-socket"), opts.get("preserve-fds", 0),
+                                  opts.get("ignore-paused", False))
+
+
+def _exec_overrides(proc: dict, opts: dict) -> None:
+    """runc's exec flags on top of the process: they win over --process and the container's defaults."""
+    if opts.get("cwd"):
+        proc["cwd"] = opts["cwd"]
+    if opts.get("env"):
+        proc["env"] = list(proc.get("env") or ()) + opts["env"]
+    if opts.get("tty"):
+        proc["terminal"] = True
+    if opts.get("no-new-privs"):
+        proc["noNewPrivileges"] = True
+    user = dict(proc.get("user") or {})
+    if opts.get("user"):
+        uid, _, gid = opts["user"].partition(":")
+        try:
+            user["uid"] = int(uid)
+            if gid:
+                user["gid"] = int(gid)
+        except ValueError:
+            raise PyrunError("--user: %r: expected <uid>[:<gid>] as numbers" % opts["user"]) from None
+    if opts.get("additional-gids"):
+        try:
+            user["additionalGids"] = [int(g) for g in opts["additional-gids"]]
+        except ValueError:
+            raise PyrunError("--additional-gids: expected numbers") from None
+    proc["user"] = user
+    if opts.get("cap"):
+        caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
+        for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+            caps[kind] = list(caps.get(kind) or ()) + [c for c in opts["cap"] if c not in (caps.get(kind) or ())]
+        proc["capabilities"] = caps
+
+
 def _not_implemented(name):
     def cmd(ctx, opts, pos):
         raise PyrunError("%s: not implemented yet" % name)
@@ -169,7 +224,6 @@ def _not_implemented(name):
     return cmd
 
 
-cmd_exec = _not_implemented("exec")
 cmd_ps = _not_implemented("ps")
 cmd_pause = _not_implemented("pause")
 cmd_resume = _not_implemented("resume")

@@ -14,6 +14,8 @@ from runtime.errors import NotFound, PyrunError
 class Container:
     """A container directory held under its lock, with its record."""
 
+    console = None
+
     def __init__(self, root: str, cid: str, lock: bool = True):
         self.id = cid
         self.dir = S.container_dir(root, cid)
@@ -72,8 +74,6 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         raise PyrunError("config.json: process: a process is required to create a container")
     if cfg.process.terminal and not console_socket and not foreground:
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
-    if cfg.process.terminal:
-        raise PyrunError("process.terminal: terminals are not implemented yet")
     if not os.path.isdir(cfg.root_path):
         raise PyrunError("rootfs (%s) does not exist" % cfg.root_path)
     path = S.make_container_dir(ctx.root, cid)
@@ -100,7 +100,12 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         c.id, c.dir, c.lock_fd, c.record = cid, path, lock_fd, record
         from runtime.init import InitOptions, spawn
 
-        opts = InitOptions(path, preserve_fds, no_pivot, console_socket, c.hook_state, ctx.warn)
+        c.console = None
+        if cfg.process.terminal:
+            from runtime.console import Console
+
+            c.console = Console(console_socket)
+        opts = InitOptions(path, preserve_fds, no_pivot, console_socket, c.hook_state, ctx.warn, c.console)
         pid = spawn(cfg, opts, cgroup)
         record["pid"] = pid
         record["init_start"] = S.proc_start_time(pid)
@@ -316,7 +321,10 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
     if detach:
         c.close()
         return 0
-    code = _wait_exit(c.pid)
+    if c.console is not None and c.console.local:
+        code = c.console.proxy_until_exit(c.pid, _wait_exit)
+    else:
+        code = _wait_exit(c.pid)
     if not keep:
         destroy(c)
         run_poststop(ctx, c)
@@ -359,3 +367,41 @@ def _wait_exit(pid: int) -> int:
             if os.WIFSIGNALED(status):
                 return 128 + os.WTERMSIG(status)
             return os.WEXITSTATUS(status)
+
+
+def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, console_socket=None,
+                 preserve_fds=0, ignore_paused=False) -> int:
+    """Run another process in a created or running container; foreground returns its status."""
+    from runtime import linux as L
+    from runtime.init.join import spawn_in
+    from runtime.spec.model import Process
+
+    c = Container(ctx.root, cid, lock=False)
+    status = c.status
+    if status == "stopped":
+        raise PyrunError("cannot exec in a stopped container")
+    if status == "paused" and not ignore_paused:
+        raise PyrunError("cannot exec in a paused container (use --ignore-paused)")
+    if status not in ("created", "running", "paused"):
+        raise PyrunError("cannot exec in a container in the %s state" % status)
+    proc = Process(proc_doc)
+    if not proc.args:
+        raise PyrunError("process.args: args must not be empty")
+    if proc.terminal and not console_socket and detach:
+        raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
+    console = None
+    if proc.terminal:
+        from runtime.console import Console
+
+        console = Console(console_socket)
+    if not detach:
+        L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+    pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn)
+    if pid_file:
+        write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    _forward_signals(pid)
+    if console is not None and console.local:
+        return console.proxy_until_exit(pid, _wait_exit)
+    return _wait_exit(pid)

@@ -27,13 +27,14 @@ from runtime.init.sync import Channel, ChannelClosed, ChildError
 
 class InitOptions:
     def __init__(self, state_dir: str, preserve_fds: int = 0, no_pivot: bool = False, console_socket=None,
-                 hook_state=None, warn=None):
+                 hook_state=None, warn=None, console=None):
         self.state_dir = state_dir
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
         self.console_socket = console_socket
         self.hook_state = hook_state  # callable(status, pid) -> dict
         self.warn = warn
+        self.console = console  # runtime.console.Console when process.terminal
 
 
 def spawn(cfg, opts: InitOptions, cgroup) -> int:
@@ -63,6 +64,8 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         os._exit(code)
     # ---- parent
     child.close()
+    if opts.console is not None:
+        opts.console.after_clone()
     os.close(state_fd)
     for _, fd in join_fds:
         os.close(fd)
@@ -170,6 +173,10 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
 
         seccomp_program = compile_filter(cfg.linux.seccomp)
     rootfs.pivot(opts.no_pivot)
+    if opts.console is not None:
+        from runtime.console import attach_pty
+
+        attach_pty(opts.console, cfg.process.console_size, dev_console=True)
     if cfg.hostname is not None:
         L.sethostname(cfg.hostname)
     if cfg.domainname is not None:

@@ -1,0 +1,125 @@
+"""`exec`: a new process inside a running container. Parent half (`spawn_in`) and child half
+(`_joined_process`) side by side.
+
+    parent                         intermediate (clone)              process (clone again)
+    add intermediate to cgroup
+    "go" ------------------------> not dumpable; setns into every
+                                   namespace of the init
+                                   clone (pid ns applies to children) -> executable lookup,
+                                   report its pid <-----------------     rlimits, identity, caps,
+    read until EOF: an "error"                                           no_new_privs, seccomp, execve
+    line means it failed, EOF means execve happened (the channel is close-on-exec)
+"""
+from __future__ import annotations
+
+import os
+
+from runtime import linux as L
+from runtime.errors import PyrunError
+from runtime.init.namespaces import _JOIN_ORDER, join
+from runtime.init.sync import Channel, ChannelClosed, ChildError
+
+
+def namespace_paths(cfg, init_pid: int) -> list[tuple[str, str]]:
+    """Every namespace the container has: its configured path, or the init's own."""
+    out = []
+    for ns in cfg.linux.namespaces:
+        out.append((ns.type, ns.path or "/proc/%d/ns/%s" % (init_pid, L.NAMESPACES[ns.type][1])))
+    out.sort(key=lambda t: _JOIN_ORDER.index(t[0]))
+    return out
+
+
+def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=None, warn=None) -> int:
+    """Start `proc` inside the container of `init_pid`; returns its host pid once it has exec'd."""
+    fds = []
+    try:
+        for t, path in namespace_paths(cfg, init_pid):
+            fds.append((t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+    except OSError as e:
+        for _, fd in fds:
+            os.close(fd)
+        raise PyrunError("container is not running: opening its namespaces: %s" % e.strerror) from None
+    parent, child = Channel.pair()
+    first = L.clone(0)
+    if first == 0:
+        parent.close()
+        try:
+            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn)
+        except BaseException as e:
+            try:
+                child.send("error", _text(e))
+            except OSError:
+                pass
+        os._exit(1)
+    child.close()
+    if console is not None:
+        console.after_clone()
+    for _, fd in fds:
+        os.close(fd)
+    pid = 0
+    try:
+        if cgroup is not None:
+            cgroup.add(first)
+        parent.send("go")
+        while True:
+            try:
+                verb, payload = parent.recv()
+            except ChannelClosed:
+                break
+            if verb == "pid":
+                pid = int(payload)
+            elif verb == "error":
+                raise ChildError(payload)
+        if not pid:
+            raise ChildError("the exec'd process exited before it started")
+        return pid
+    except (ChildError, OSError) as e:
+        if pid:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        raise PyrunError(str(e) if isinstance(e, ChildError) else _text(e)) from None
+    finally:
+        parent.close()
+        try:
+            os.waitpid(first, 0)
+        except ChildProcessError:
+            pass
+
+
+def _text(e: BaseException) -> str:
+    if isinstance(e, OSError) and len(e.args) >= 2:
+        return str(e.args[1])
+    return str(e) or type(e).__name__
+
+
+def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, warn) -> None:
+    # Not dumpable before touching the container: a process inside must not ptrace or read our memory
+    # (and the host fds we hold) through /proc while we are half-way in.
+    L.prctl(L.PR_SET_DUMPABLE, 0)
+    chan.expect("go")
+    from runtime.init import process as P
+
+    if proc.rlimits:
+        import resource  # noqa: F401  (the host's library is out of reach once we are in the mount ns)
+    seccomp_program = None
+    if cfg.linux.seccomp is not None:
+        from runtime.seccomp import compile_filter
+
+        seccomp_program = compile_filter(cfg.linux.seccomp)
+    join(fds)
+    pid = L.clone(0)
+    if pid != 0:
+        chan.send("pid", str(pid))
+        os._exit(0)
+    os.chdir(proc.cwd) if os.path.isdir(proc.cwd) else None
+    exe = P.lookup_executable(proc.args[0], proc.env)
+    os.chdir("/")
+    P.set_rlimits(proc.rlimits)
+    P.set_oom_score_adj(proc.oom_score_adj)
+    if console is not None:
+        from runtime.console import attach_pty
+
+        attach_pty(console, proc.console_size)
+    P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn)
