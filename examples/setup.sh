@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One-time set-up on a Debian machine, as root: system packages, pyrun in a virtualenv (/opt/pyrun by
+# default) linked as /usr/local/bin/pyrun, and the busybox rootfs of the example bundle.
+#   PYRUN_VENV=/somewhere examples/setup.sh      to choose the virtualenv
+# A virtualenv keeps pyrun's start-up lean: its interpreter skips the system site-packages' .pth files.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+venv=${PYRUN_VENV:-/opt/pyrun}
+python=${PYTHON:-python3}
+
+pkgs=()
+command -v runc >/dev/null || pkgs+=(runc)
+[ -x /bin/busybox ] || pkgs+=(busybox-static)
+command -v ip >/dev/null || pkgs+=(iproute2)
+command -v gcc >/dev/null || pkgs+=(gcc)
+command -v ps >/dev/null || pkgs+=(procps)
+[ -e /usr/lib/x86_64-linux-gnu/libseccomp.so.2 ] || [ -e /lib/x86_64-linux-gnu/libseccomp.so.2 ] || pkgs+=(libseccomp2)
+if ! "$python" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+    pkgs+=(python3-dev)
+fi
+"$python" -m venv --help >/dev/null 2>&1 || pkgs+=(python3-venv)
+if [ ${#pkgs[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
+"$venv/bin/pip" install -q "$repo[test]"
+ln -sf "$venv/bin/pyrun" /usr/local/bin/pyrun
+
+"$here/busybox/make-rootfs.sh" "$here/busybox/rootfs" >/dev/null
+echo "pyrun installed: $(command -v pyrun) ($("$venv/bin/pyrun" --version | head -1))"
