@@ -217,15 +217,149 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
         proc["capabilities"] = caps
 
 
-def _not_implemented(name):
-    def cmd(ctx, opts, pos):
-        raise PyrunError("%s: not implemented yet" % name)
+def cmd_ps(ctx, opts, pos):
+    """runc's ps: the host's `ps` (default -ef) filtered to the container's processes."""
+    import json
 
-    return cmd
+    from runtime import lifecycle
+
+    _args("ps", pos, 1, 1 << 30)
+    pids = lifecycle.processes(ctx, pos[0])
+    fmt = opts.get("format") or "table"
+    if fmt == "json":
+        sys.stdout.write(json.dumps(pids, separators=(",", ":")) + "\n")
+        return
+    if fmt != "table":
+        raise PyrunError("invalid format option")
+    import subprocess
+
+    try:
+        out = subprocess.run(["ps"] + (pos[1:] or ["-ef"]), capture_output=True, check=True).stdout.decode()
+    except FileNotFoundError:
+        raise PyrunError("ps: executable file not found in $PATH") from None
+    except subprocess.CalledProcessError as e:
+        raise PyrunError("ps: %s" % (e.stderr.decode().strip() or "exit status %d" % e.returncode)) from None
+    lines = out.splitlines()
+    if not lines:
+        return
+    header = lines[0].split()
+    if "PID" not in header:
+        raise PyrunError("couldn't find PID field in ps output")
+    col = header.index("PID")
+    wanted = set(pids)
+    keep = [lines[0]] + [ln for ln in lines[1:] if len(ln.split()) > col and ln.split()[col].isdigit()
+                         and int(ln.split()[col]) in wanted]
+    sys.stdout.write("\n".join(keep) + "\n")
 
 
-cmd_ps = _not_implemented("ps")
-cmd_pause = _not_implemented("pause")
-cmd_resume = _not_implemented("resume")
-cmd_update = _not_implemented("update")
-cmd_events = _not_implemented("events")
+def cmd_pause(ctx, opts, pos):
+    from runtime import lifecycle
+
+    _args("pause", pos, 1)
+    lifecycle.pause(ctx, pos[0])
+
+
+def cmd_resume(ctx, opts, pos):
+    from runtime import lifecycle
+
+    _args("resume", pos, 1)
+    lifecycle.resume(ctx, pos[0])
+
+
+def cmd_update(ctx, opts, pos):
+    from runtime import lifecycle
+
+    _args("update", pos, 1)
+    lifecycle.update(ctx, pos[0], _update_resources(opts))
+
+
+def _update_resources(opts: dict) -> dict:
+    """From -r FILE (or - for stdin), then runc's individual flags on top."""
+    import json
+
+    res: dict = {}
+    if opts.get("resources"):
+        try:
+            text = sys.stdin.read() if opts["resources"] == "-" else open(opts["resources"]).read()
+            res = json.loads(text)
+        except (OSError, ValueError) as e:
+            raise PyrunError("--resources: %s" % e) from None
+        if not isinstance(res, dict):
+            raise PyrunError("--resources: expected a JSON object")
+
+    def num(flag):
+        try:
+            return int(opts[flag])
+        except ValueError:
+            raise PyrunError("invalid value for --%s: %r" % (flag, opts[flag])) from None
+
+    mapping = {
+        "blkio-weight": ("blockIO", "weight"), "cpu-period": ("cpu", "period"), "cpu-quota": ("cpu", "quota"),
+        "cpu-share": ("cpu", "shares"), "cpu-rt-period": ("cpu", "realtimePeriod"),
+        "cpu-rt-runtime": ("cpu", "realtimeRuntime"), "memory": ("memory", "limit"),
+        "memory-reservation": ("memory", "reservation"), "memory-swap": ("memory", "swap"),
+        "pids-limit": ("pids", "limit"),
+    }
+    for flag, (group, key) in mapping.items():
+        if flag in opts:
+            res.setdefault(group, {})[key] = num(flag)
+    for flag, key in (("cpuset-cpus", "cpus"), ("cpuset-mems", "mems")):
+        if flag in opts:
+            res.setdefault("cpu", {})[key] = opts[flag]
+    return res
+
+
+def cmd_events(ctx, opts, pos):
+    """--stats: one stats event and exit. Otherwise a stats event every --interval, and an oom event
+    whenever the container's OOM count grows, until the container stops."""
+    import json
+    import time
+
+    from runtime import state as S
+    from runtime.lifecycle import Container
+
+    _args("events", pos, 1)
+    interval = _duration(opts.get("interval") or "5s")
+    c = Container(ctx.root, pos[0], lock=False)
+    cg = c.cgroup()
+    if cg is None:
+        raise PyrunError("container %s has no cgroup" % pos[0])
+
+    def emit(kind, data=None):
+        ev = {"type": kind, "id": pos[0]}
+        if data is not None:
+            ev["data"] = data
+        sys.stdout.write(json.dumps(ev, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    if opts.get("stats"):
+        if c.status == "stopped":
+            raise PyrunError("container not running")
+        emit("stats", cg.stats())
+        return
+    ooms = cg.oom_count()
+    next_stats = time.monotonic()
+    while S.init_alive(c.record):
+        n = cg.oom_count()
+        if n > ooms:
+            emit("oom")
+            ooms = n
+        if time.monotonic() >= next_stats:
+            emit("stats", cg.stats())
+            next_stats += interval
+        time.sleep(min(0.1, interval))
+
+
+def _duration(text: str) -> float:
+    """Go durations as runc takes them: 5s, 500ms, 1m, 1.5h."""
+    units = (("ms", 0.001), ("us", 1e-6), ("ns", 1e-9), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+    for suffix, scale in units:
+        if text.endswith(suffix):
+            try:
+                value = float(text[: -len(suffix)]) * scale
+            except ValueError:
+                break
+            if value <= 0:
+                raise PyrunError("duration interval must be greater than 0")
+            return value
+    raise PyrunError("invalid --interval %r (use e.g. 5s, 500ms)" % text)

@@ -405,3 +405,40 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     if console is not None and console.local:
         return console.proxy_until_exit(pid, _wait_exit)
     return _wait_exit(pid)
+
+
+def pause(ctx, cid: str) -> None:
+    c = Container(ctx.root, cid)
+    status = c.status
+    if status not in ("running", "created"):
+        raise PyrunError("container not running" if status != "paused" else "container already paused")
+    _require_cgroup(c).freeze()
+
+
+def resume(ctx, cid: str) -> None:
+    c = Container(ctx.root, cid)
+    if c.status != "paused":
+        raise PyrunError("container not paused")
+    _require_cgroup(c).thaw()
+
+
+def update(ctx, cid: str, resources: dict) -> None:
+    c = Container(ctx.root, cid)
+    if c.status == "stopped":
+        raise PyrunError("container not running")
+    _require_cgroup(c).update(resources)
+
+
+def processes(ctx, cid: str) -> list[int]:
+    c = Container(ctx.root, cid, lock=False)
+    cg = c.cgroup()
+    if cg is None:
+        return [c.pid] if S.init_alive(c.record) else []
+    return cg.pids()
+
+
+def _require_cgroup(c: Container):
+    cg = c.cgroup()
+    if cg is None:
+        raise PyrunError("container %s has no cgroup" % c.id)
+    return cg

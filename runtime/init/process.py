@@ -128,6 +128,11 @@ def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=
                       userns_setgroups=True) -> None:
     """Drop to the process's identity and privileges and replace ourselves with it. Never returns."""
     c = proc.capabilities
+    if seccomp_program is not None and not proc.no_new_privileges:
+        # Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we still have it.
+        from runtime.seccomp import install
+
+        install(seccomp_program, False)
     if c is not None:
         drop_bounding(caps.mask(c["bounding"], warn))
     switch_user(proc.user, not userns_setgroups)
@@ -140,10 +145,11 @@ def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=
         apply_capabilities(c, warn)
     if proc.no_new_privileges:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-    if seccomp_program is not None:
+    if seccomp_program is not None and proc.no_new_privileges:
+        # As late as possible, so the filter sees as few of our own syscalls as it can.
         from runtime.seccomp import install
 
-        install(seccomp_program, proc.no_new_privileges)
+        install(seccomp_program, True)
     mark_fds_cloexec(3 + preserve_fds)
     reset_signals()
     try:

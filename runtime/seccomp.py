@@ -1,0 +1,117 @@
+"""linux.seccomp: the profile is compiled to a BPF program with libseccomp before pivot_root (the
+library and syscall tables live on the host), and installed by the init just before execve.
+
+As runc: unknown syscall names are skipped (profiles list syscalls of newer kernels), rules whose action
+equals the default are skipped, and libseccomp's own no_new_privs is off (the spec's noNewPrivileges
+decides)."""
+from __future__ import annotations
+
+import os
+
+from runtime.errors import ConfigError, PyrunError
+
+_ACTIONS = {
+    "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
+    "SCMP_ACT_TRAP": 0x00030000, "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
+    "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_LOG": 0x7FFC0000,
+}
+_OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
+        "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+_ATTR_CTL_NNP = 3
+_EPERM = 1
+
+
+class Program:
+    """A compiled filter: the BPF bytes and the flags for seccomp(2)."""
+
+    def __init__(self, bpf: bytes, flags: int):
+        self.bpf = bpf
+        self.flags = flags
+
+
+def _action(name: str, errno_ret=None) -> int:
+    if name not in _ACTIONS:
+        if name == "SCMP_ACT_NOTIFY":
+            raise ConfigError("linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported by pyrun")
+        raise ConfigError("linux.seccomp: unknown action %r" % name)
+    a = _ACTIONS[name]
+    if name == "SCMP_ACT_ERRNO":
+        a |= (_EPERM if errno_ret is None else errno_ret) & 0xFFFF
+    elif name == "SCMP_ACT_TRACE":
+        a |= (_EPERM if errno_ret is None else errno_ret) & 0xFFFF
+    return a
+
+
+def compile_filter(profile: dict) -> Program:
+    try:
+        from runtime.linux._seccomp import ffi
+        lib = ffi.dlopen("libseccomp.so.2")
+    except (ImportError, OSError) as e:
+        raise PyrunError("linux.seccomp: libseccomp is not available: %s" % e) from None
+    default = _action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))
+    ctx = lib.seccomp_init(default)
+    if ctx == ffi.NULL:
+        raise PyrunError("linux.seccomp: seccomp_init failed")
+    try:
+        lib.seccomp_attr_set(ctx, _ATTR_CTL_NNP, 0)
+        for arch in profile.get("architectures") or ():
+            name = arch[len("SCMP_ARCH_"):].lower() if arch.startswith("SCMP_ARCH_") else arch.lower()
+            token = lib.seccomp_arch_resolve_name(name.encode())
+            if token == 0:
+                raise ConfigError("linux.seccomp: unknown architecture %r" % arch)
+            rc = lib.seccomp_arch_add(ctx, token)
+            if rc < 0 and rc != -17:  # EEXIST: the native one is already there
+                raise PyrunError("linux.seccomp: adding architecture %s: %s" % (arch, os.strerror(-rc)))
+        for rule in profile.get("syscalls") or ():
+            action = _action(rule["action"], rule.get("errnoRet"))
+            if action == default:
+                continue
+            args = rule.get("args") or []
+            cmp = ffi.new("struct scmp_arg_cmp[]", len(args)) if args else ffi.NULL
+            for i, a in enumerate(args):
+                if a["op"] not in _OPS:
+                    raise ConfigError("linux.seccomp: unknown operator %r" % a["op"])
+                cmp[i].arg, cmp[i].op = a["index"], _OPS[a["op"]]
+                cmp[i].datum_a, cmp[i].datum_b = a.get("value", 0), a.get("valueTwo", 0)
+            for name in rule["names"]:
+                nr = lib.seccomp_syscall_resolve_name(name.encode())
+                if nr < 0:
+                    continue  # not a syscall this kernel/arch knows: skipped, as runc does
+                rc = lib.seccomp_rule_add_array(ctx, action, nr, len(args), cmp)
+                if rc < 0:
+                    raise PyrunError("linux.seccomp: adding rule for %s: %s" % (name, os.strerror(-rc)))
+        flags = 0
+        for f in profile.get("flags") or ():
+            if f not in _FLAGS:
+                raise ConfigError("linux.seccomp: unknown flag %r" % f)
+            flags |= _FLAGS[f]
+        return Program(_export(lib, ctx), flags)
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _export(lib, ctx) -> bytes:
+    fd = os.memfd_create("pyrun-seccomp", os.MFD_CLOEXEC)
+    try:
+        rc = lib.seccomp_export_bpf(ctx, fd)
+        if rc < 0:
+            raise PyrunError("linux.seccomp: exporting the filter: %s" % os.strerror(-rc))
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)
+    finally:
+        os.close(fd)
+
+
+def install(program: Program, no_new_privs: bool) -> None:
+    from runtime import linux as L
+
+    try:
+        L.seccomp_set_filter(program.bpf, program.flags)
+    except OSError as e:
+        raise PyrunError("installing the seccomp filter: %s" % e.strerror) from None
