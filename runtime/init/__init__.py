@@ -50,6 +50,13 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         parent.close()
         code = 1
         try:
+            from runtime.init.process import close_fds_except
+
+            keep = [child.rfd, child.wfd, state_fd] + [fd for _, fd in join_fds]
+            keep += range(3, 3 + opts.preserve_fds)
+            if opts.console is not None:
+                keep.append(opts.console.theirs.fileno())
+            close_fds_except(keep)
             if not fast:
                 _intermediate(plan, join_fds, child)
             _container_init(cfg, opts, plan, child, state_fd)
@@ -150,6 +157,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     from runtime.init import process as P
     from runtime.rootfs import RootfsBuilder
 
+    _die_on_signals()
     chan.expect("go")
     _preload(cfg)
     in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths)
@@ -203,6 +211,23 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         run_hooks(cfg.hooks["startContainer"], opts.hook_state("running", os.getpid()), "startContainer")
     setgroups_ok = not plan.new_user or _setgroups_allowed()
     P.finalize_and_exec(proc, exe, opts.preserve_fds, seccomp_program, opts.warn, setgroups_ok)
+
+
+_STAY = (9, 13, 17, 18, 19, 20, 21, 22, 23, 28)  # KILL PIPE CHLD CONT STOP TSTP TTIN TTOU URG WINCH
+
+
+def _die_on_signals() -> None:
+    """As pid 1 of a pid namespace, a signal without a handler is ignored. Until it execs the user's
+    process, the init must still die of `kill` (a created container that gets SIGTERM stops, as
+    runc's does), so each terminating signal gets a handler that exits."""
+    import _signal
+
+    def die(sig, _frame):
+        os._exit(128 + sig)
+
+    for sig in range(1, 32):
+        if sig not in _STAY:
+            _signal.signal(sig, die)
 
 
 def _preload(cfg) -> None:

@@ -44,6 +44,12 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
     if first == 0:
         parent.close()
         try:
+            from runtime.init.process import close_fds_except
+
+            keep = [child.rfd, child.wfd] + [fd for _, fd in fds] + list(range(3, 3 + preserve_fds))
+            if console is not None:
+                keep.append(console.theirs.fileno())
+            close_fds_except(keep)
             _intermediate(cfg, proc, fds, child, preserve_fds, console, warn)
         except BaseException as e:
             try:

@@ -115,6 +115,19 @@ def mark_fds_cloexec(keep_below: int) -> None:
                 pass
 
 
+def close_fds_except(keep) -> None:
+    """A freshly cloned child holds copies of all the parent's fds, among them the container directory's
+    lock (a flock lasts while any copy is open) and the --log file. Keep only what this child uses."""
+    keep = set(keep)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def reset_signals() -> None:
     """Python ignores SIGPIPE and SIGXFSZ at start-up, and ignored signals survive execve: undo that so
     the container's process starts with default dispositions, as it would under runc."""
