@@ -123,8 +123,9 @@ def bind_remount(path: str, flags: int) -> None:
 class RootfsBuilder:
     """Child side. `in_userns`: device nodes cannot be created, so they are bind-mounted from the host."""
 
-    def __init__(self, cfg, in_userns: bool):
+    def __init__(self, cfg, in_userns: bool, cgroupns: bool = False):
         self.cfg = cfg
+        self.cgroupns = cgroupns
         self.root = cfg.root_path
         self.in_userns = in_userns
         self.dev_bound = any(m.destination == "/dev" and ("bind" in m.options or "rbind" in m.options
@@ -191,25 +192,35 @@ class RootfsBuilder:
             bind_remount(dest, flags)
 
     def _cgroup(self, dest: str, flags: int) -> None:
-        """A `cgroup` mount: cgroup2 where the host is v2, else a tmpfs with one entry per v1 hierarchy
-        bound from the container's own cgroup (the host tree stays invisible)."""
-        from runtime.cgroups import mounted_hierarchies  # noqa: only containers that ask pay for it
+        """A `cgroup` mount shows the container its own cgroup only. With a cgroup namespace the kernel
+        does that for a fresh cgroupfs mount; without one, the container's directories are bound."""
+        from runtime.cgroups import mounts
 
+        layout = mounts.detect()
+        own = None if self.cgroupns else _own_cgroups()
+        base = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
         _mkdirs(dest)
-        hier = mounted_hierarchies()
-        if "" in hier and len(hier) == 1:
-            L.mount("cgroup", dest, "cgroup2", flags)
+        if layout.mode == "v2":
+            self._cgroup_one(dest, layout.unified, own, "cgroup2", "", flags | base)
             return
-        L.mount("tmpfs", dest, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=755")
-        own = _own_cgroups()
-        for name, host_mount in hier.items():
-            sub = os.path.join(dest, name or "unified")
-            _mkdirs(sub)
-            path = own.get(name, "/")
-            L.mount(os.path.join(host_mount, path.lstrip("/")), sub, None, L.MS_BIND | L.MS_REC)
-            bind_remount(sub, flags | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
-        if flags & L.MS_RDONLY:
-            bind_remount(dest, L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+        L.mount("tmpfs", dest, "tmpfs", base, "mode=755")
+        for h in layout.v1:
+            name = os.path.basename(h.mountpoint)
+            opts = ",".join(("name=" + c[5:]) if c.startswith("name=") else c for c in h.controllers)
+            self._cgroup_one(os.path.join(dest, name), h, own, "cgroup", opts, flags | base)
+        # As runc 1.1: on a hybrid host the cgroup2 "unified" mount is not shown, and the tmpfs holding
+        # the hierarchies stays writable (each hierarchy carries the mount's flags).
+
+    def _cgroup_one(self, target: str, h, own, fstype: str, data: str, flags: int) -> None:
+        _mkdirs(target)
+        if own is None:
+            L.mount("cgroup", target, fstype, flags, data or None)
+            return
+        key = "" if fstype == "cgroup2" else (h.controllers[0][5:] if h.controllers[0].startswith("name=")
+                                              else h.controllers[0])
+        inner = own.get(key, "/")
+        L.mount(os.path.join(h.mountpoint, inner.lstrip("/")), target, None, L.MS_BIND | L.MS_REC)
+        bind_remount(target, flags)
 
     def create_devices(self) -> None:
         dev = secure_join(self.root, "/dev")
@@ -305,5 +316,4 @@ def _own_cgroups() -> dict[str, str]:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
             for c in ctrls.split(","):
                 out[c[5:] if c.startswith("name=") else c] = path
-            out[ctrls] = path
     return out

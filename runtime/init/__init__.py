@@ -166,7 +166,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     unshare_late(plan, cfg)
     if "mount" not in plan.new and not any(t == "mount" for t, _ in plan.join_paths):
         raise PyrunError("linux.namespaces: a mount namespace is required")
-    rootfs = RootfsBuilder(cfg, in_userns)
+    rootfs = RootfsBuilder(cfg, in_userns, "cgroup" in plan.new or any(t == "cgroup" for t, _ in plan.join_paths))
     rootfs.prepare()
     if cfg.hooks["prestart"] or cfg.hooks["createRuntime"]:
         chan.send("hooks")
