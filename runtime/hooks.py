@@ -8,24 +8,33 @@ from runtime.errors import PyrunError
 
 
 def run_hooks(hooks, state: dict, name: str, warn=None) -> None:
-    """Run `hooks` in order; the first failure stops them and raises (the caller decides whether a
-    failure is fatal: poststop failures only warn)."""
+    """Run `hooks` in order. The first failure stops them and raises; with `warn` (poststop, whose
+    failures the spec says must not stop the rest) each failure is reported and the rest still run."""
     if not hooks:
         return
+    data = json.dumps(state, separators=(",", ":")).encode()
+    for h in hooks:
+        try:
+            _run_one(h, data, name)
+        except PyrunError as e:
+            if warn is None:
+                raise
+            warn(str(e))
+
+
+def _run_one(h, data: bytes, name: str) -> None:
     import subprocess
 
-    data = json.dumps(state).encode()
-    for h in hooks:
-        env = dict(e.partition("=")[::2] for e in h.env)
-        args = h.args or [h.path]
-        try:
-            p = subprocess.run(args, executable=h.path, input=data, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=h.timeout, close_fds=True)
-        except subprocess.TimeoutExpired:
-            raise PyrunError("error running %s hook %s: timed out after %ds" % (name, h.path, h.timeout)) from None
-        except OSError as e:
-            raise PyrunError("error running %s hook %s: %s" % (name, h.path, e.strerror)) from None
-        if p.returncode != 0:
-            msg = (p.stderr or p.stdout).decode(errors="replace").strip()
-            raise PyrunError("error running %s hook %s: exit status %d%s" % (
-                name, h.path, p.returncode, (": " + msg) if msg else ""))
+    env = dict(e.partition("=")[::2] for e in h.env)
+    args = h.args or [h.path]
+    try:
+        p = subprocess.run(args, executable=h.path, input=data, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=h.timeout, close_fds=True)
+    except subprocess.TimeoutExpired:
+        raise PyrunError("error running %s hook %s: timed out after %ds" % (name, h.path, h.timeout)) from None
+    except OSError as e:
+        raise PyrunError("error running %s hook %s: %s" % (name, h.path, e.strerror)) from None
+    if p.returncode != 0:
+        msg = (p.stderr or p.stdout).decode(errors="replace").strip()
+        raise PyrunError("error running %s hook %s: exit status %d%s" % (
+            name, h.path, p.returncode, (": " + msg) if msg else ""))

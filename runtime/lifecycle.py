@@ -229,8 +229,9 @@ def delete(ctx, cid: str, force: bool = False) -> None:
     status = c.status
     if status in ("running", "paused") and not force:
         raise PyrunError("cannot delete container %s that is not stopped: %s" % (cid, status))
+    poststop = _poststop_hooks(c)
     destroy(c)
-    run_poststop(ctx, c)
+    run_poststop(ctx, c, poststop)
     c.close()
 
 
@@ -255,15 +256,16 @@ def destroy(c: Container) -> None:
     _remove_dir(c.dir)
 
 
-def run_poststop(ctx, c: Container) -> None:
-    if "poststop" not in c.record.get("hooks", ()):
-        return
-    from runtime.hooks import run_hooks
+def _poststop_hooks(c: Container) -> list:
+    """Read before destroy(): the config copy goes with the state directory."""
+    return c.config().hooks["poststop"] if "poststop" in c.record.get("hooks", ()) else []
 
-    try:
-        run_hooks(c.config().hooks["poststop"], c.hook_state("stopped", 0), "poststop")
-    except PyrunError as e:
-        ctx.warn(str(e))
+
+def run_poststop(ctx, c: Container, hooks: list) -> None:
+    if hooks:
+        from runtime.hooks import run_hooks
+
+        run_hooks(hooks, c.hook_state("stopped", 0), "poststop", warn=ctx.warn)
 
 
 def _kill_wait(pid: int, start_time, timeout: float = 10.0) -> None:
@@ -326,8 +328,9 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
     else:
         code = _wait_exit(c.pid)
     if not keep:
+        poststop = _poststop_hooks(c)
         destroy(c)
-        run_poststop(ctx, c)
+        run_poststop(ctx, c, poststop)
     c.close()
     return code
 

@@ -95,7 +95,7 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
             os.waitpid(pid, 0)
         if cgroup is not None:
             cgroup.add(init)
-        parent.send("go")
+        parent.send("go", str(init))  # the init's pid as the host sees it, for hooks' state
         verb, payload = parent.recv()
         if verb == "hooks":
             from runtime.hooks import run_hooks
@@ -158,7 +158,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     from runtime.rootfs import RootfsBuilder
 
     _die_on_signals()
-    chan.expect("go")
+    host_pid = int(chan.expect("go"))
     _preload(cfg)
     in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths)
     if plan.new_user:
@@ -174,7 +174,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     if cfg.hooks["createContainer"]:
         from runtime.hooks import run_hooks
 
-        run_hooks(cfg.hooks["createContainer"], opts.hook_state("creating", os.getpid()), "createContainer")
+        run_hooks(cfg.hooks["createContainer"], opts.hook_state("creating", host_pid), "createContainer")
     seccomp_program = None
     if cfg.linux.seccomp is not None:
         from runtime.seccomp import compile_filter
@@ -208,7 +208,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     if cfg.hooks["startContainer"]:
         from runtime.hooks import run_hooks
 
-        run_hooks(cfg.hooks["startContainer"], opts.hook_state("running", os.getpid()), "startContainer")
+        run_hooks(cfg.hooks["startContainer"], opts.hook_state("running", host_pid), "startContainer")
     setgroups_ok = not plan.new_user or _setgroups_allowed()
     P.finalize_and_exec(proc, exe, opts.preserve_fds, seccomp_program, opts.warn, setgroups_ok)
 
