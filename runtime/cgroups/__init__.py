@@ -1,0 +1,127 @@
+"""A container's cgroup on cgroup v1, hybrid (v1 + cgroup2 "unified") or v2 hosts, managed through cgroupfs
+the way runc's fs/fs2 drivers do it (no systemd driver).
+
+Imported on every container start: only os/errno here, and the v1 or v2 module is loaded lazily, just the
+one the host needs. `for_container` reads /proc/self/mountinfo (and /proc/self/cgroup for relative paths)
+and nothing else; `create` is one mkdir per hierarchy in the common case; `add` one write per hierarchy.
+
+Lifecycle (the lead's engine):
+    cg = Cgroup.for_container(cfg.linux.cgroups_path, cid)   # layout + paths, no FS change
+    cg.create(); state["cgroup"] = cg.to_state(); cg.apply(resources); cg.add(pid)
+    ...; Cgroup.from_state(state["cgroup"]).destroy()
+
+OOM: `oom_count()` is a cheap counter to poll (v1 memory.oom_control oom_kill, v2 memory.events oom_kill);
+`oom_notifier()` gives a pollable fd (v1 eventfd via cgroup.event_control, v2 memory.events with
+POLLPRI) for callers that would rather block.
+"""
+from __future__ import annotations
+
+from runtime.errors import PyrunError
+
+__all__ = ["Cgroup", "PyrunError"]
+
+
+class Cgroup:
+    """Base of V1Cgroup / V2Cgroup; construct through for_container or from_state."""
+
+    version = 0
+
+    def __init__(self):
+        self.created: list = []  # directories create() made, parents first
+
+    @classmethod
+    def for_container(cls, cgroups_path: str | None, container_id: str, *, mountinfo: str | None = None,
+                      self_cgroup: str | None = None) -> "Cgroup":
+        """mountinfo / self_cgroup: the text of /proc/self/mountinfo and /proc/self/cgroup (tests inject
+        samples; by default the files are read, the second only when the path is relative)."""
+        from runtime.cgroups import mounts
+
+        inner = mounts.inner_path(cgroups_path, container_id)
+        layout = mounts.detect(mountinfo)
+        own = None
+        if not inner.startswith("/"):
+            if self_cgroup is None:
+                try:
+                    self_cgroup = mounts.read_text(mounts.SELF_CGROUP)
+                except OSError:
+                    self_cgroup = ""
+            own = mounts.parse_proc_cgroup(self_cgroup)
+        if layout.mode == "v2":
+            from runtime.cgroups.v2 import V2Cgroup
+
+            return V2Cgroup(mounts.v2_dir(layout.unified, inner, own), layout.unified.mountpoint)
+        from runtime.cgroups.v1 import V1Cgroup
+
+        paths = {}
+        mountpoints = {}
+        for h in layout.v1:
+            d = mounts.v1_dir(h, inner, own)
+            mountpoints[d] = h.mountpoint
+            for c in h.controllers:
+                paths[c] = d
+        unified = None
+        if layout.unified is not None:
+            unified = mounts.unified_hybrid_dir(layout.unified, inner)
+            mountpoints[unified] = layout.unified.mountpoint
+        return V1Cgroup(paths, unified, mountpoints)
+
+    @classmethod
+    def from_state(cls, d: dict) -> "Cgroup":
+        v = d.get("version")
+        if v == 2:
+            from runtime.cgroups.v2 import V2Cgroup
+
+            cg = V2Cgroup(d["path"], d.get("mountpoint") or "")
+        elif v == 1:
+            from runtime.cgroups.v1 import V1Cgroup
+
+            cg = V1Cgroup(dict(d["paths"]), d.get("unified"), dict(d.get("mountpoints") or {}))
+        else:
+            raise PyrunError("container state: unknown cgroup record %r" % (d,))
+        cg.created = list(d.get("created") or ())
+        return cg
+
+    # The interface both versions implement.
+    def create(self) -> None:
+        raise NotImplementedError
+
+    def apply(self, resources: dict | None) -> None:
+        """Initial limits from linux.resources (on v1 always includes the device whitelist)."""
+        raise NotImplementedError
+
+    def update(self, resources: dict | None) -> None:
+        """`pyrun update`: like apply, but devices are only rewritten when the dict has "devices"."""
+        raise NotImplementedError
+
+    def add(self, pid: int) -> None:
+        raise NotImplementedError
+
+    def to_state(self) -> dict:
+        raise NotImplementedError
+
+    def pids(self) -> list:
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def is_frozen(self) -> bool:
+        raise NotImplementedError
+
+    def destroy(self) -> None:
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        raise NotImplementedError
+
+    def oom_count(self) -> int:
+        raise NotImplementedError
+
+    def oom_notifier(self):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return "<%s %r>" % (type(self).__name__, self.to_state())

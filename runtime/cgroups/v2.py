@@ -1,0 +1,265 @@
+"""cgroup v2: a single directory. Controllers are delegated down to it by writing every controller of the
+hierarchy root into each ancestor's cgroup.subtree_control (what runc's fs2 CreateCgroupPath does);
+limits use runc's v1->v2 conversions (cpu.weight from shares, memory.swap.max = swap - limit, ...)."""
+from __future__ import annotations
+
+import errno
+import os
+
+from runtime.cgroups import Cgroup, _fs
+from runtime.cgroups import convert as C
+from runtime.errors import PyrunError
+
+
+class V2Cgroup(Cgroup):
+    version = 2
+
+    def __init__(self, path: str, mountpoint: str):
+        super().__init__()
+        self.path = path
+        self.mountpoint = mountpoint or os.path.dirname(path)
+
+    def to_state(self) -> dict:
+        return {"version": 2, "path": self.path, "mountpoint": self.mountpoint, "created": list(self.created)}
+
+    # -- create / add / destroy -------------------------------------------------------------------
+    def create(self) -> None:
+        _fs.mkdir_p(self.path, self.mountpoint, self.created)
+        self._delegate()
+
+    def _delegate(self) -> None:
+        """Enable the root's controllers in every ancestor's subtree_control, from the mount down to the
+        parent. A level with processes of its own refuses (EBUSY; "no internal processes"): runc then
+        tries controller by controller and lets the later limit write report what is missing."""
+        ctrs = (_fs.read_or(self.mountpoint + "/cgroup.controllers") or "").split()
+        if not ctrs:
+            return
+        want = " ".join("+" + c for c in ctrs)
+        level = self.mountpoint
+        rel = self.path[len(self.mountpoint):].strip("/").split("/")
+        for part in rel:
+            try:
+                _fs.write_raw(level + "/cgroup.subtree_control", want)
+            except OSError:
+                for c in ctrs:
+                    try:
+                        _fs.write_raw(level + "/cgroup.subtree_control", "+" + c)
+                    except OSError:
+                        pass
+            level = level + "/" + part
+
+    def add(self, pid: int) -> None:
+        _fs.add_pid(self.path, pid)
+
+    def destroy(self) -> None:
+        if self.path in self.created:
+            _fs.remove_tree(self.path)
+        for d in reversed(self.created):
+            if d != self.path:
+                _fs.remove_parent(d)
+
+    def pids(self) -> list:
+        return _fs.pids_in(self.path)
+
+    # -- limits -----------------------------------------------------------------------------------
+    def apply(self, resources: dict | None) -> None:
+        self._set(resources or {})
+
+    def update(self, resources: dict | None) -> None:
+        self._set(resources or {})
+
+    def _set(self, r: dict) -> None:
+        """linux.resources.devices is not enforced on v2 (runc loads an eBPF program; pyrun does not).
+        memory.swappiness, memory.disableOOMKiller, memory.kernel*, cpu.realtime*, blockIO.leafWeight
+        and network have no v2 files and are ignored, as runc 1.1 ignores them."""
+        if not isinstance(r, dict):
+            raise PyrunError("linux.resources: expected an object")
+        cpu = r.get("cpu") or {}
+        self._cpuset(cpu)
+        self._memory(r.get("memory") or {})
+        self._cpu(cpu)
+        self._pids(r.get("pids") or {})
+        self._io(r.get("blockIO") or {})
+        self._hugetlb(r.get("hugepageLimits") or [])
+        self._rdma(r.get("rdma") or {})
+        self._unified(r.get("unified") or {})
+
+    def _cpuset(self, cpu: dict) -> None:
+        if cpu.get("cpus"):
+            _fs.write(self.path, "cpuset.cpus", cpu["cpus"])
+        if cpu.get("mems"):
+            _fs.write(self.path, "cpuset.mems", cpu["mems"])
+
+    def _memory(self, m: dict) -> None:
+        limit = C.get_int(m, "limit", "memory")
+        swap = C.get_int(m, "swap", "memory")
+        reservation = C.get_int(m, "reservation", "memory")
+        if not (limit or swap or reservation):
+            return
+        swap2 = C.swap_to_v2(swap, limit)
+        swap_str = C.num_to_str(swap2)
+        if swap_str == "" and swap2 == 0 and swap > 0:
+            swap_str = "0"  # limit == swap: no swap at all
+        if m.get("checkBeforeUpdate") and limit > 0:
+            usage = _fs.read_int(self.path + "/memory.current", 0)
+            if usage >= limit:
+                raise PyrunError("rejecting memory limit %d below current usage %d" % (limit, usage))
+        if swap_str:
+            try:
+                _fs.write_raw(self.path + "/memory.swap.max", swap_str)
+            except OSError as e:
+                # No swap accounting: "max" and "0" are what we have anyway.
+                if not (e.errno == errno.ENOENT and swap_str in ("max", "0")):
+                    raise PyrunError("cgroup: cannot write %r to %s/memory.swap.max: %s"
+                                     % (swap_str, self.path, e.strerror or e)) from None
+        if limit:
+            _fs.write(self.path, "memory.max", C.num_to_str(limit))
+        if reservation:
+            _fs.write(self.path, "memory.low", C.num_to_str(reservation))
+
+    def _cpu(self, c: dict) -> None:
+        shares = C.get_int(c, "shares", "cpu")
+        quota = C.get_int(c, "quota", "cpu")
+        period = C.get_int(c, "period", "cpu")
+        if shares:
+            _fs.write(self.path, "cpu.weight", C.shares_to_weight(shares))
+        if c.get("idle") is not None:
+            _fs.write(self.path, "cpu.idle", C.as_int(c["idle"], "cpu.idle"))
+        if quota or period:
+            # cpu.max holds both: keep the current half that was not asked for (an `update` of just
+            # the period must not drop the quota); on a new cgroup that is runc's "max 100000".
+            cur = (_fs.read_or(self.path + "/cpu.max") or "").split() or ["max", "100000"]
+            q = ("max" if quota < 0 else str(quota)) if quota else cur[0]
+            p = str(period) if period else (cur[1] if len(cur) > 1 else "100000")
+            _fs.write(self.path, "cpu.max", "%s %s" % (q, p))
+        if c.get("burst") is not None:
+            _fs.write(self.path, "cpu.max.burst", C.as_int(c["burst"], "cpu.burst"))
+
+    def _pids(self, pd: dict) -> None:
+        limit = C.get_int(pd, "limit", "pids")
+        if limit:
+            _fs.write(self.path, "pids.max", limit if limit > 0 else "max")
+
+    def _io(self, b: dict) -> None:
+        weight = C.get_int(b, "weight", "blockIO")
+        wdev = b.get("weightDevice") or []
+        bfq = (weight or wdev) and _fs.exists(self.path + "/io.bfq.weight")
+        if weight:
+            if bfq:
+                _fs.write(self.path, "io.bfq.weight", weight)
+            else:
+                _fs.write(self.path, "io.weight", C.blkio_weight_to_io_weight(weight))
+        if bfq:  # only BFQ has per-device weights
+            for i, wd in enumerate(wdev):
+                w = C.get_int(wd, "weight", "blockIO.weightDevice[%d]" % i)
+                if w:
+                    _fs.write(self.path, "io.bfq.weight", "%d:%d %d" % (
+                        C.get_int(wd, "major", "blockIO.weightDevice[%d]" % i),
+                        C.get_int(wd, "minor", "blockIO.weightDevice[%d]" % i), w))
+        for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                          ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+            for i, td in enumerate(b.get(key) or []):
+                what = "blockIO.%s[%d]" % (key, i)
+                _fs.write(self.path, "io.max", "%d:%d %s=%d" % (C.get_int(td, "major", what),
+                                                                C.get_int(td, "minor", what), name,
+                                                                C.get_int(td, "rate", what)))
+
+    def _hugetlb(self, limits: list) -> None:
+        for i, hl in enumerate(limits):
+            size = hl.get("pageSize") or hl.get("pagesize")
+            if not size:
+                raise PyrunError("linux.resources.hugepageLimits[%d]: pageSize is required" % i)
+            limit = C.get_int(hl, "limit", "hugepageLimits[%d]" % i)
+            _fs.write(self.path, "hugetlb.%s.max" % size, limit)
+            if _fs.exists("%s/hugetlb.%s.rsvd.max" % (self.path, size)):
+                _fs.write(self.path, "hugetlb.%s.rsvd.max" % size, limit)
+
+    def _rdma(self, rd: dict) -> None:
+        from runtime.cgroups.v1 import _rdma_line
+
+        for dev, lim in rd.items():
+            _fs.write(self.path, "rdma.max", _rdma_line(dev, lim))
+
+    def _unified(self, u: dict) -> None:
+        """linux.resources.unified: raw "file": "value" pairs, written last so they win (runc)."""
+        if not isinstance(u, dict):
+            raise PyrunError("linux.resources.unified: expected an object")
+        avail = None
+        for key, value in u.items():
+            if not key or "/" in key or key.startswith(".") or "." not in key:
+                raise PyrunError("linux.resources.unified: invalid key %r" % key)
+            ctrl = key.split(".", 1)[0]
+            if ctrl != "cgroup":
+                if avail is None:
+                    avail = (_fs.read_or(self.path + "/cgroup.controllers") or "").split()
+                if ctrl not in avail:
+                    raise PyrunError("linux.resources.unified: %r: controller %r not available in %s"
+                                     % (key, ctrl, self.path))
+            _fs.write(self.path, key, value)
+
+    # -- freezer ----------------------------------------------------------------------------------
+    def freeze(self) -> None:
+        _fs.write(self.path, "cgroup.freeze", "1")
+        if not self._wait_frozen(True, 10.0):
+            _fs.write(self.path, "cgroup.freeze", "0")
+            raise PyrunError("cgroup: timeout waiting for %s to freeze" % self.path)
+
+    def thaw(self) -> None:
+        _fs.write(self.path, "cgroup.freeze", "0")
+        self._wait_frozen(False, 1.0)
+
+    def _wait_frozen(self, want: bool, timeout: float) -> bool:
+        """cgroup.events "frozen" flips once every task has stopped; kernfs wakes poll() (POLLPRI) on
+        each change, so this sleeps in the kernel rather than spinning."""
+        import select
+        import time
+
+        path = self.path + "/cgroup.events"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLPRI | select.POLLERR)
+            deadline = time.monotonic() + timeout
+            while True:
+                os.lseek(fd, 0, os.SEEK_SET)
+                data = os.read(fd, 4096).decode()
+                for line in data.splitlines():
+                    if line.startswith("frozen "):
+                        if (line.split()[1] == "1") == want:
+                            return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                poller.poll(min(left, 0.1) * 1000)
+        finally:
+            os.close(fd)
+
+    def is_frozen(self) -> bool:
+        """Frozen by our own cgroup.freeze (a frozen ancestor does not make the container "paused")."""
+        return _fs.read_or(self.path + "/cgroup.freeze") == "1"
+
+    # -- OOM / stats ------------------------------------------------------------------------------
+    def oom_count(self) -> int:
+        return _fs.read_kv(self.path + "/memory.events").get("oom_kill", 0)
+
+    def oom_notifier(self):
+        from runtime.cgroups.oom import V2OomNotifier
+
+        return V2OomNotifier(self.path)
+
+    def stats(self) -> dict:
+        from runtime.cgroups import stats as S
+
+        return {
+            "cpu": S.v2_cpu(self.path),
+            "cpuset": S.v2_cpuset(self.path),
+            "memory": S.v2_memory(self.path),
+            "pids": S.v2_pids(self.path, self.pids),
+            "blkio": S.v2_io(self.path),
+            "hugetlb": S.v2_hugetlb(self.path),
+            "intel_rdt": {},
+            "network_interfaces": None,
+        }
