@@ -47,6 +47,12 @@ class V1Cgroup(Cgroup):
         if d == self.unified:
             self.unified = None
 
+    def _entry_cgroup2_dir(self):
+        return self.unified
+
+    def _entry_v1_dirs(self) -> list:
+        return [(d, self._optional(d)) for d in self._dirs() if d != self.unified]
+
     def path(self, controller: str) -> str | None:
         return self.paths.get(controller)
 

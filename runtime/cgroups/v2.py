@@ -48,6 +48,9 @@ class V2Cgroup(Cgroup):
                         pass
             level = level + "/" + part
 
+    def _entry_cgroup2_dir(self):
+        return self.path
+
     def add(self, pid: int) -> None:
         _fs.add_pid(self.path, pid)
 

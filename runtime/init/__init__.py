@@ -45,11 +45,14 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
     parent, child = Channel.pair()
     state_fd = os.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     fast = not join_fds
-    pid = L.clone(plan.clone_flags if fast else 0)
+    entry = cgroup.open_entry() if cgroup is not None else None
+    pid, entry = clone_into(plan.clone_flags if fast else 0, entry)
     if pid == 0:  # ---- child
         parent.close()
         code = 1
         try:
+            if entry is not None:
+                entry.enter()
             from runtime.init.process import close_fds_except
 
             keep = [child.rfd, child.wfd, state_fd] + [fd for _, fd in join_fds]
@@ -71,6 +74,8 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         os._exit(code)
     # ---- parent
     child.close()
+    if entry is not None:
+        entry.close()
     if opts.console is not None:
         opts.console.after_clone()
     os.close(state_fd)
@@ -93,7 +98,7 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
                 elif verb == "error":
                     raise ChildError(payload)
             os.waitpid(pid, 0)
-        if cgroup is not None:
+        if cgroup is not None and entry is None:
             cgroup.add(init)
         parent.send("go", str(init))  # the init's pid as the host sees it, for hooks' state
         verb, payload = parent.recv()
@@ -117,6 +122,18 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         raise PyrunError(str(e) if not isinstance(e, OSError) else _message(e)) from None
     finally:
         parent.close()
+
+
+def clone_into(flags: int, entry):
+    """clone, born in the cgroup when the entry has a cgroup2 directory. Returns (pid, entry); where clone3
+    or CLONE_INTO_CGROUP is refused, a plain clone and no entry: the parent then adds the pid itself."""
+    if entry is not None and entry.clone_fd >= 0:
+        try:
+            return L.clone(flags, entry.clone_fd), entry
+        except OSError:
+            entry.close()
+            return L.clone(flags), None
+    return L.clone(flags), entry
 
 
 def _kill_and_reap(init: int, first: int) -> None:

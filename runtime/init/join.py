@@ -40,10 +40,14 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
             os.close(fd)
         raise PyrunError("container is not running: opening its namespaces: %s" % e.strerror) from None
     parent, child = Channel.pair()
-    first = L.clone(0)
+    from runtime.init import clone_into
+
+    first, entry = clone_into(0, cgroup.open_entry() if cgroup is not None else None)
     if first == 0:
         parent.close()
         try:
+            if entry is not None:
+                entry.enter()
             from runtime.init.process import close_fds_except
 
             keep = [child.rfd, child.wfd] + [fd for _, fd in fds] + list(range(3, 3 + preserve_fds))
@@ -58,13 +62,15 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                 pass
         os._exit(1)
     child.close()
+    if entry is not None:
+        entry.close()
     if console is not None:
         console.after_clone()
     for _, fd in fds:
         os.close(fd)
     pid = 0
     try:
-        if cgroup is not None:
+        if cgroup is not None and entry is None:
             cgroup.add(first)
         parent.send("go")
         while True:

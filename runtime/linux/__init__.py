@@ -79,8 +79,11 @@ def _c(s):
     return s.encode() if isinstance(s, str) else s
 
 
-def clone(flags):
-    """fork(2) that can also create namespaces; returns 0 in the child, the child's pid in the parent."""
+def clone(flags, cgroup_fd=-1):
+    """fork(2) that can also create namespaces (and, given a cgroup2 directory fd, be born in that
+    cgroup); returns 0 in the child, the child's pid in the parent."""
+    if cgroup_fd >= 0:
+        return _check(lib.pyrun_clone3(flags, cgroup_fd), "clone3")
     return _check(lib.pyrun_clone(flags | SIGCHLD), "clone")
 
 
