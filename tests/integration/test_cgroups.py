@@ -268,17 +268,15 @@ def test_devices_default_whitelist_without_rules_and_privileged(cg, top):
     assert read(cg.paths["devices"] + "/devices.list") == "a *:* rwm"
 
 
-@pytest.mark.skipif(not V1, reason="v1 refuses unified")
-def test_unified_refused_on_v1(cg):
-    with pytest.raises(PyrunError, match="unified"):
-        cg.apply({"unified": {"memory.high": "1000000"}})
-
-
-@pytest.mark.skipif(V1, reason="v2 only")
-def test_unified_written_on_v2(cg):
-    cg.apply({"unified": {"memory.high": "50000000", "pids.max": "7"}})
-    assert read(cg.path + "/memory.high") == "50000000"
-    assert read(cg.path + "/pids.max") == "7"
+def test_unified_refused_on_v1_written_on_v2(cg):
+    """One test for both layouts, so that no host skips it."""
+    if V1:
+        with pytest.raises(PyrunError, match="unified"):
+            cg.apply({"unified": {"memory.high": "1000000"}})
+    else:
+        cg.apply({"unified": {"memory.high": "50000000", "pids.max": "7"}})
+        assert read(cg.path + "/memory.high") == "50000000"
+        assert read(cg.path + "/pids.max") == "7"
 
 
 # -- freezer ---------------------------------------------------------------------------------------------
