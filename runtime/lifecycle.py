@@ -92,9 +92,10 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         from runtime.cgroups import Cgroup
 
         cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid)
-        cgroup.create()
+        cgroup.plan()
         record["cgroup"] = cgroup.to_state()
         S.save(path, record)  # from here on, delete --force can clean up after a killed pyrun
+        cgroup.create()
         cgroup.apply(cfg.linux.resources)
         c = Container.__new__(Container)
         c.id, c.dir, c.lock_fd, c.record = cid, path, lock_fd, record

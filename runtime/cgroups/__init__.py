@@ -81,6 +81,25 @@ class Cgroup:
         cg.created = list(d.get("created") or ())
         return cg
 
+    def plan(self) -> None:
+        """Before create(): record the directories create() is going to make, so that a state file saved
+        now lets `delete --force` clean up after a pyrun killed half-way through create."""
+        import os
+
+        for leaf, mountpoint in self._leaves():
+            missing = []
+            d = leaf
+            while d.startswith(mountpoint.rstrip("/") + "/") and not os.path.isdir(d):
+                missing.append(d)
+                d = os.path.dirname(d)
+            for m in reversed(missing):
+                if m not in self.created:
+                    self.created.append(m)
+
+    def _leaves(self) -> list:
+        """(directory, mount point) of each hierarchy's container cgroup."""
+        raise NotImplementedError
+
     def open_entry(self) -> "Entry":
         """Parent side, before the clone: what the child needs to put itself in this cgroup."""
         return Entry(self._entry_cgroup2_dir(), self._entry_v1_dirs())

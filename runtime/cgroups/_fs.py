@@ -112,7 +112,8 @@ def mkdir_p(path: str, stop: str, created: list) -> None:
             raise PyrunError("cgroup: cannot create %s: %s" % (path, e.strerror or e)) from None
     except OSError as e:
         raise PyrunError("cgroup: cannot create %s: %s" % (path, e.strerror or e)) from None
-    created.append(path)
+    if path not in created:  # plan() may have recorded it already
+        created.append(path)
 
 
 def pids_in(path: str, recursive: bool = True) -> list:

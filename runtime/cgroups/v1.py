@@ -47,6 +47,9 @@ class V1Cgroup(Cgroup):
         if d == self.unified:
             self.unified = None
 
+    def _leaves(self) -> list:
+        return [(d, self.mountpoints.get(d) or os.path.dirname(d)) for d in self._dirs()]
+
     def _entry_cgroup2_dir(self):
         return self.unified
 

@@ -48,6 +48,9 @@ class V2Cgroup(Cgroup):
                         pass
             level = level + "/" + part
 
+    def _leaves(self) -> list:
+        return [(self.path, self.mountpoint)]
+
     def _entry_cgroup2_dir(self):
         return self.path
 
