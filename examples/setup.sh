@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up on a Debian machine, as root: system packages, pyrun in a virtualenv (/opt/pyrun by
-# default) linked as /usr/local/bin/pyrun, and the busybox rootfs of the example bundle.
+# default, an editable install of this checkout) linked as /usr/local/bin/pyrun, and the busybox rootfs of the example bundle.
 #   PYRUN_VENV=/somewhere examples/setup.sh      to choose the virtualenv
 # A virtualenv keeps pyrun's start-up lean: its interpreter skips the system site-packages' .pth files.
 set -euo pipefail
@@ -28,7 +28,14 @@ fi
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
-"$venv/bin/pip" install -q "$repo[test]"
+# Editable (compat mode: a plain path entry, nothing imported at start-up): the cffi modules are built in
+# the checkout, so `pyrun` and the tests run the very same code.
+log=$(mktemp)
+if ! "$venv/bin/pip" install -q --config-settings editable_mode=compat -e "$repo[test]" >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; exit 1
+fi
+rm -f "$log"
+test -e "$repo"/runtime/linux/_native*.so || { echo "setup: the cffi module was not built" >&2; exit 1; }
 ln -sf "$venv/bin/pyrun" /usr/local/bin/pyrun
 
 "$here/busybox/make-rootfs.sh" "$here/busybox/rootfs" >/dev/null

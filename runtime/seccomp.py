@@ -10,16 +10,31 @@ import os
 
 from runtime.errors import ConfigError, PyrunError
 
-_ACTIONS = {
+ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
     "SCMP_ACT_TRAP": 0x00030000, "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
     "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_LOG": 0x7FFC0000,
 }
-_OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
+OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
         "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
-_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+ARCHES = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+          "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+          "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+          "SCMP_ARCH_S390X", "SCMP_ARCH_RISCV64")
 _ATTR_CTL_NNP = 3
 _EPERM = 1
+
+
+def available() -> bool:
+    """Whether libseccomp can be loaded here (features reports it; a profile needs it)."""
+    try:
+        from runtime.linux._seccomp import ffi
+
+        ffi.dlopen("libseccomp.so.2")
+        return True
+    except (ImportError, OSError):
+        return False
 
 
 class Program:
@@ -31,11 +46,11 @@ class Program:
 
 
 def _action(name: str, errno_ret=None) -> int:
-    if name not in _ACTIONS:
+    if name not in ACTIONS:
         if name == "SCMP_ACT_NOTIFY":
             raise ConfigError("linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported by pyrun")
         raise ConfigError("linux.seccomp: unknown action %r" % name)
-    a = _ACTIONS[name]
+    a = ACTIONS[name]
     if name == "SCMP_ACT_ERRNO":
         a |= (_EPERM if errno_ret is None else errno_ret) & 0xFFFF
     elif name == "SCMP_ACT_TRACE":
@@ -70,9 +85,9 @@ def compile_filter(profile: dict) -> Program:
             args = rule.get("args") or []
             cmp = ffi.new("struct scmp_arg_cmp[]", len(args)) if args else ffi.NULL
             for i, a in enumerate(args):
-                if a["op"] not in _OPS:
+                if a["op"] not in OPERATORS:
                     raise ConfigError("linux.seccomp: unknown operator %r" % a["op"])
-                cmp[i].arg, cmp[i].op = a["index"], _OPS[a["op"]]
+                cmp[i].arg, cmp[i].op = a["index"], OPERATORS[a["op"]]
                 cmp[i].datum_a, cmp[i].datum_b = a.get("value", 0), a.get("valueTwo", 0)
             for name in rule["names"]:
                 nr = lib.seccomp_syscall_resolve_name(name.encode())
@@ -83,9 +98,9 @@ def compile_filter(profile: dict) -> Program:
                     raise PyrunError("linux.seccomp: adding rule for %s: %s" % (name, os.strerror(-rc)))
         flags = 0
         for f in profile.get("flags") or ():
-            if f not in _FLAGS:
+            if f not in FLAGS:
                 raise ConfigError("linux.seccomp: unknown flag %r" % f)
-            flags |= _FLAGS[f]
+            flags |= FLAGS[f]
         return Program(_export(lib, ctx), flags)
     finally:
         lib.seccomp_release(ctx)

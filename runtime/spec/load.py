@@ -12,9 +12,6 @@ from runtime import fastjson
 from runtime.errors import ConfigError
 from runtime.spec.model import Config
 
-_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema")
-
-
 def check_version(v) -> None:
     """Accept runtime-spec 1.0.0 through 1.3.x (pre-releases such as runc's "1.0.2-dev" included)."""
     if not isinstance(v, str):
@@ -34,9 +31,12 @@ def _digest(data: bytes) -> str:
         from _sha256 import sha256  # the C module: hashlib's OpenSSL import costs ~3 ms
     except ImportError:  # pragma: no cover - Python 3.12 renamed it
         from hashlib import sha256
+    from runtime.spec.validate import schema_dir
+
     h = sha256(data)
-    for name in sorted(os.listdir(_SCHEMA_DIR)):
-        st = os.stat(os.path.join(_SCHEMA_DIR, name))
+    where = schema_dir()
+    for name in sorted(os.listdir(where)):
+        st = os.stat(os.path.join(where, name))
         h.update(("%s:%d:%d;" % (name, st.st_size, st.st_mtime_ns)).encode())
     return h.hexdigest()
 

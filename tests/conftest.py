@@ -1,0 +1,247 @@
+"""Shared test machinery.
+
+- Under CI (the CI variable set and not "false"/"0"), a skipped test that needs root (marked `root`, or
+  living under tests/integration or tests/conformance) is turned into a failure: a root test that quietly
+  skips proves nothing.
+- Fixtures for tests that run containers: the busybox rootfs, bundles made from pyrun's default spec, a
+  `pyrun` runner bound to a private state root, and a teardown that force-deletes whatever a test left and
+  fails the test if mounts, state or processes remain.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE_ROOTFS = os.path.join(REPO, "examples", "busybox", "rootfs")
+ROOT_DIRS = ("integration", "conformance")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def _needs_root(path: str, item=None) -> bool:
+    if item is not None and item.get_closest_marker("root") is not None:
+        return True
+    parts = os.path.relpath(str(path), os.path.join(REPO, "tests")).split(os.sep)
+    return bool(parts) and parts[0] in ROOT_DIRS
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and in_ci() and _needs_root(item.fspath, item) and not hasattr(rep, "wasxfail"):
+        rep.outcome = "failed"
+        rep.longrepr = "a root test was skipped under CI (that counts as a failure): %s" % (rep.longrepr,)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    rep = outcome.get_result()
+    path = getattr(collector, "path", None)
+    if rep.skipped and in_ci() and path is not None and _needs_root(path):
+        rep.outcome = "failed"
+        rep.longrepr = "a root test module was skipped under CI (that counts as a failure): %s" % (rep.longrepr,)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under integration/ and conformance/ is a root test, marked or not."""
+    for item in items:
+        if _needs_root(item.fspath) and item.get_closest_marker("root") is None:
+            item.add_marker(pytest.mark.root)
+
+
+def require_root() -> None:
+    """Skip (a failure under CI) when this machine cannot run containers."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if not os.path.isdir("/proc/self/ns"):
+        pytest.skip("needs namespaces")
+
+
+# -- containers --------------------------------------------------------------------------------------------
+def pyrun_argv() -> list[str]:
+    """The interpreter running the tests, with the package it imports: the same code `pyrun` runs."""
+    return [sys.executable, "-m", "runtime"]
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory) -> str:
+    """A busybox rootfs: the example's (examples/setup.sh builds it), else one made here."""
+    require_root()
+    if os.path.exists(os.path.join(EXAMPLE_ROOTFS, "bin", "busybox")):
+        return EXAMPLE_ROOTFS
+    d = str(tmp_path_factory.mktemp("rootfs"))
+    subprocess.run(["sh", os.path.join(REPO, "examples", "busybox", "make-rootfs.sh"), d], check=True,
+                   stdout=subprocess.DEVNULL)
+    return d
+
+
+def base_config(rootfs: str, args=("true",)) -> dict:
+    """pyrun's default spec, made non-interactive, rooted at the shared busybox rootfs (read-only)."""
+    from runtime.spec.default import default_config
+
+    cfg = default_config()
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = list(args)
+    cfg["root"] = {"path": rootfs, "readonly": True}
+    return cfg
+
+
+class Runtime:
+    """A runtime CLI (pyrun or runc) bound to its own state root."""
+
+    def __init__(self, argv: list[str], root: str, name: str):
+        self.argv, self.root, self.name = argv, root, name
+        os.makedirs(root, mode=0o700, exist_ok=True)
+
+    def __call__(self, *args, input=None, timeout=30, cwd=None, check=False, env=None, stdin=None,
+                 global_flags=()) -> subprocess.CompletedProcess:
+        kw = {"input": input} if input is not None else {"stdin": stdin if stdin is not None else subprocess.DEVNULL}
+        p = subprocess.run(self.argv + ["--root", self.root, *global_flags, *map(str, args)],
+                           capture_output=True, timeout=timeout, cwd=cwd, env=env, **kw)
+        p.out, p.err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        if check and p.returncode != 0:
+            raise AssertionError("%s %s: exit %d: %s" % (self.name, " ".join(map(str, args)), p.returncode, p.err))
+        return p
+
+    def ids(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self.root) if not n.startswith("@") and not n.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def state(self, cid: str) -> dict:
+        return json.loads(self("state", cid, check=True).out)
+
+    def wait_status(self, cid: str, status: str, timeout: float = 10) -> dict:
+        end = time.monotonic() + timeout
+        while True:
+            st = self.state(cid)
+            if st["status"] == status or time.monotonic() > end:
+                return st
+            time.sleep(0.02)
+
+    def cleanup(self) -> None:
+        """Force-delete every container under this root, then remove the root."""
+        for cid in self.ids():
+            self("delete", "--force", cid, timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Bundle:
+    """A bundle directory whose config.json is written from a dict (edit `.config`, then `.write()`)."""
+
+    def __init__(self, path: str, config: dict):
+        self.path = path
+        self.config = config
+        os.makedirs(path, exist_ok=True)
+        self.write()
+
+    def write(self) -> "Bundle":
+        with open(os.path.join(self.path, "config.json"), "w") as f:
+            json.dump(self.config, f, indent=1)
+        return self
+
+    @property
+    def process(self) -> dict:
+        return self.config["process"]
+
+    @property
+    def linux(self) -> dict:
+        return self.config.setdefault("linux", {})
+
+    def namespaces(self, *types) -> "Bundle":
+        self.linux["namespaces"] = [{"type": t} for t in types]
+        return self
+
+
+def _own_mounts() -> int:
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if "pyrun" in line or "/bundle" in line)
+
+
+def _zombie_children() -> list[int]:
+    me = str(os.getpid())
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and fields[1] == me:
+            found.append(int(pid))
+    return found
+
+
+@pytest.fixture
+def pyrun(tmp_path_factory):
+    """pyrun with a private state root under /run; every container left is force-deleted afterwards,
+    and the test fails if the state root, mounts or zombies remain."""
+    require_root()
+    rt = Runtime(pyrun_argv(), "/run/pyrun-test-" + secrets.token_hex(4), "pyrun")
+    mounts_before = _own_mounts()
+    try:
+        yield rt
+    finally:
+        rt.cleanup()
+        for pid in _zombie_children():
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+    assert not os.path.exists(rt.root), "state root left behind: %s" % rt.root
+    assert _own_mounts() <= mounts_before, "mounts left behind"
+
+
+@pytest.fixture
+def runc(tmp_path_factory):
+    """runc (the reference) with a private state root, cleaned up the same way."""
+    require_root()
+    exe = shutil.which("runc")
+    if exe is None:
+        pytest.skip("runc is not installed")
+    rt = Runtime([exe], "/run/runc-test-" + secrets.token_hex(4), "runc")
+    try:
+        yield rt
+    finally:
+        rt.cleanup()
+
+
+@pytest.fixture
+def bundle(tmp_path, rootfs):
+    """A factory: bundle(args=[...]) -> Bundle with pyrun's default config, non-interactive."""
+    made = []
+
+    def make(args=("true",), name=None, config=None) -> Bundle:
+        path = str(tmp_path / (name or "bundle%d" % len(made)))
+        b = Bundle(path, copy.deepcopy(config) if config is not None else base_config(rootfs, args))
+        made.append(b)
+        return b
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_signals():
+    """A test that changed a signal disposition must not leak it into the next one."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)}
+    yield
+    for s, h in saved.items():
+        if signal.getsignal(s) != h and h is not None:
+            signal.signal(s, h)
