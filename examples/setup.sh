@@ -36,7 +36,20 @@ if ! "$venv/bin/pip" install -q --config-settings editable_mode=compat -e "$repo
 fi
 rm -f "$log"
 test -e "$repo"/runtime/linux/_native*.so || { echo "setup: the cffi module was not built" >&2; exit 1; }
-ln -sf "$venv/bin/pyrun" /usr/local/bin/pyrun
+# The command itself: the virtualenv's interpreter in isolated mode without site (-IS), with the two
+# directories pyrun needs put on sys.path by hand. site's .pth processing costs ~5 ms on every command,
+# a sixth of runc's whole start.
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+rm -f /usr/local/bin/pyrun
+cat > /usr/local/bin/pyrun <<LAUNCHER
+#!$venv/bin/python3 -IS
+import sys
+sys.path[:0] = ["$repo"]
+sys.path.append("$site")
+from runtime.cli import main
+sys.exit(main())
+LAUNCHER
+chmod 755 /usr/local/bin/pyrun
 
 "$here/busybox/make-rootfs.sh" "$here/busybox/rootfs" >/dev/null
 echo "pyrun installed: $(command -v pyrun) ($("$venv/bin/pyrun" --version | head -1))"

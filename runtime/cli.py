@@ -175,9 +175,9 @@ class Context:
                 os.write(2, ('time="%s" level=%s msg="%s"\n' % (_now(), level, _quote(msg))).encode())
             return
         if self.log_format == "json":
-            import json
+            from runtime import fastjson
 
-            line = json.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
+            line = fastjson.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
         else:
             line = 'time="%s" level=%s msg="%s"\n' % (_now(), level, _quote(msg))
         os.write(self._log_fd, line.encode())

@@ -45,14 +45,13 @@ def cmd_run(ctx, opts, pos):
 
 
 def cmd_state(ctx, opts, pos):
-    import json
-
+    from runtime import fastjson
     from runtime import state as S
     from runtime.lifecycle import Container
 
     _args("state", pos, 1)
     c = Container(ctx.root, pos[0], lock=False)
-    sys.stdout.write(json.dumps(S.oci_state(c.record, c.status), indent=2))
+    sys.stdout.write(fastjson.dumps(S.oci_state(c.record, c.status), indent=2))
     sys.stdout.flush()
 
 
@@ -98,8 +97,7 @@ def _owner(path: str) -> str:
 
 
 def cmd_list(ctx, opts, pos):
-    import json
-
+    from runtime import fastjson
     from runtime import state as S
     from runtime.errors import NotFound
     from runtime.lifecycle import Container
@@ -118,7 +116,7 @@ def cmd_list(ctx, opts, pos):
     if opts.get("quiet"):
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif fmt == "json":
-        sys.stdout.write((json.dumps(rows, separators=(",", ":")) if rows else "null") + "\n")
+        sys.stdout.write((fastjson.dumps(rows, compact=True) if rows else "null") + "\n")
     elif fmt == "table":
         table = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         table += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"]) for r in rows]
@@ -219,15 +217,14 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
 
 def cmd_ps(ctx, opts, pos):
     """runc's ps: the host's `ps` (default -ef) filtered to the container's processes."""
-    import json
-
+    from runtime import fastjson
     from runtime import lifecycle
 
     _args("ps", pos, 1, 1 << 30)
     pids = lifecycle.processes(ctx, pos[0])
     fmt = opts.get("format") or "table"
     if fmt == "json":
-        sys.stdout.write(json.dumps(pids, separators=(",", ":")) + "\n")
+        sys.stdout.write(fastjson.dumps(pids, compact=True) + "\n")
         return
     if fmt != "table":
         raise PyrunError("invalid format option")
@@ -312,7 +309,7 @@ def _update_resources(opts: dict) -> dict:
 def cmd_events(ctx, opts, pos):
     """--stats: one stats event and exit. Otherwise a stats event every --interval, and an oom event
     whenever the container's OOM count grows, until the container stops."""
-    import json
+    from runtime import fastjson
     import time
 
     from runtime import state as S
@@ -329,7 +326,7 @@ def cmd_events(ctx, opts, pos):
         ev = {"type": kind, "id": pos[0]}
         if data is not None:
             ev["data"] = data
-        sys.stdout.write(json.dumps(ev, separators=(",", ":")) + "\n")
+        sys.stdout.write(fastjson.dumps(ev, compact=True) + "\n")
         sys.stdout.flush()
 
     if opts.get("stats"):

@@ -54,14 +54,30 @@ def _constant(name):
     return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-def dumps(obj) -> str:
-    """Compact-ish output identical to json.dumps(obj) (separators ", " and ": ")."""
+def dumps(obj, indent=None, compact: bool = False) -> str:
+    """What json.dumps(obj) gives; `compact` is separators (",", ":"), `indent` a number of spaces."""
     if _json is None or not hasattr(_json, "make_encoder"):
         import json
 
-        return json.dumps(obj)
-    enc = _json.make_encoder({}, _default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+        seps = (",", ":") if compact else ((",", ": ") if indent is not None else None)
+        return json.dumps(obj, indent=indent, separators=seps)
+    if indent is not None:
+        return _indented(obj, " " * indent, "\n")
+    item, key = (",", ":") if compact else (", ", ": ")
+    enc = _json.make_encoder({}, _default, _json.encode_basestring_ascii, None, key, item, False, False, True)
     return "".join(enc(obj, 0))
+
+
+def _indented(obj, step: str, nl: str) -> str:
+    """json.dumps(obj, indent=...) for the plain dicts and lists pyrun prints (state, features)."""
+    if isinstance(obj, dict) and obj:
+        inner = nl + step
+        return "{" + ",".join(inner + _json.encode_basestring_ascii(str(k)) + ": " + _indented(v, step, inner)
+                              for k, v in obj.items()) + nl + "}"
+    if isinstance(obj, (list, tuple)) and obj:
+        inner = nl + step
+        return "[" + ",".join(inner + _indented(v, step, inner) for v in obj) + nl + "]"
+    return dumps(obj)
 
 
 def _default(o):

@@ -1,0 +1,595 @@
+"""Differential conformance harness: run one case under runc (the reference) and under pyrun, side by side,
+and compare what a user or a client would see.
+
+A case is a config mutation applied to the base config (pyrun's default spec, non-interactive, rooted at the
+shared busybox rootfs), a probe run as the container's process, and a sequence of CLI steps. Each runtime
+gets its own state root, work directory, bundle and container IDs (`<token>-<case>-rc` / `-py`, so their
+cgroups never clash); everything runtime-specific is normalised away before comparing:
+
+- every CLI step: its exit code, its (normalised) stdout, and for a failure that both runtimes report, that
+  each printed something on stderr;
+- `run` / `exec` / the container's output: the probe's stdout after normalisation (IDs, paths, namespace
+  inodes, mount IDs and device numbers, host PIDs in JSON);
+- `state`: the keys (in order), status, id, bundle, rootfs, pid zero or not, `created` as RFC3339Nano;
+- `list --format json`: null or, per container, the keys in order and the same fields as `state`;
+- `ps --format json`: a JSON array of integers, how many, and whether it holds the init's pid.
+
+Pseudo-steps (names starting with `@`) run in the harness: wait for a status, read a file the case wrote on
+the host (hook state JSON, a pid file), the container's output so far, a background `run` and its end.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.conftest import EXAMPLE_ROOTFS, REPO, Runtime, base_config, pyrun_argv
+
+RUNC = "/usr/sbin/runc"
+SUFFIX = {"runc": "rc", "pyrun": "py"}  # same length, so table output lines up the same way
+STEP_TIMEOUT = 30
+
+
+# -- cases ----------------------------------------------------------------------------------------------
+class Case:
+    """name: unique (the test id). what: one line for the report. config: a dict merged into the base
+    config (lists replace) or a callable(cfg, ctx) editing it. probe: a shell script (run with `sh -c`) or
+    an argv list. steps: CLI steps (tuples; `{id}`, `{id:x}`, `{bundle}`, `{dir}` are substituted), RUN by
+    default. expect: a regex that runc's combined (normalised) results must match, so a probe that tests
+    nothing cannot pass. differs: the reason for a known, deliberate difference (the case must still
+    differ: a stale mark fails). setup(ctx): prepares per-runtime host state (ctx.defer(fn) to undo it).
+    files: {name: text or JSON-able} written into the per-runtime work dir ({dir}), placeholders
+    substituted."""
+
+    def __init__(self, name, what, config=None, probe=None, steps=None, expect=None, differs=None, setup=None,
+                 files=None, norm=(), tmp=False):
+        self.name, self.what, self.config, self.probe = name, what, config, probe
+        self.steps = [tuple(s) for s in (steps or [RUN])]
+        self.expect, self.differs, self.setup, self.files, self.norm = expect, differs, setup, files or {}, norm
+        self.tmp = tmp  # add a tmpfs on /tmp (the shared rootfs is read-only and must stay untouched)
+
+    def __repr__(self):
+        return "Case(%s)" % self.name
+
+
+RUN = ("run", "--bundle", "{bundle}", "{id}")
+RUN_D = ("run", "-d", "--bundle", "{bundle}", "{id}")
+CREATE = ("create", "--bundle", "{bundle}", "{id}")
+START = ("start", "{id}")
+STATE = ("state", "{id}")
+DELETE = ("delete", "{id}")
+DELETE_F = ("delete", "--force", "{id}")
+OUTPUT = ("@output",)
+
+
+def wait(status):
+    return ("@wait", status)
+
+
+def kill(sig=None, *flags):
+    return ("kill", *flags, "{id}") + ((sig,) if sig else ())
+
+
+# -- per-runtime context ---------------------------------------------------------------------------------
+class Ctx:
+    def __init__(self, harness, case, rt):
+        self.case, self.rt, self.name = case, rt, rt.name
+        self.token = harness.token
+        self.dir = os.path.join(harness.workdir, case.name, SUFFIX[rt.name])
+        self.bundle = os.path.join(self.dir, "bundle")
+        self.rootfs = harness.rootfs
+        self.extra: dict[str, str] = {}      # more placeholders, from setup
+        self.labels: dict[str, str] = {}     # host strings -> stable labels, from setup
+        self._undo: list = []
+        self.bg = None
+        self.output_file = None
+        os.makedirs(self.bundle, exist_ok=True)
+
+    def cid(self, key: str = "") -> str:
+        return "%s-%s%s-%s" % (self.token, self.case.name, ("-" + key) if key else "", SUFFIX[self.name])
+
+    def ids(self) -> list[str]:
+        """Every container ID this case may have used (so leaks can be looked for)."""
+        keys = {""} | set(re.findall(r"\{id:([\w.-]+)\}", json.dumps([list(s) for s in self.case.steps])))
+        return [self.cid(k) for k in sorted(keys)]
+
+    def defer(self, fn) -> None:
+        self._undo.append(fn)
+
+    def undo(self) -> None:
+        while self._undo:
+            try:
+                self._undo.pop()()
+            except Exception:
+                pass
+
+    def sub(self, s: str) -> str:
+        if "{" not in s:
+            return s
+        s = re.sub(r"\{id:([\w.-]+)\}", lambda m: self.cid(m.group(1)), s)
+        for k, v in (("{id}", self.cid()), ("{bundle}", self.bundle), ("{dir}", self.dir),
+                     ("{rootfs}", self.rootfs), ("{rt}", SUFFIX[self.name])):
+            s = s.replace(k, v)
+        for k, v in self.extra.items():
+            s = s.replace("{%s}" % k, v)
+        return s
+
+    def sub_all(self, obj):
+        if isinstance(obj, str):
+            return self.sub(obj)
+        if isinstance(obj, list):
+            return [self.sub_all(x) for x in obj]
+        if isinstance(obj, dict):
+            return {k: self.sub_all(v) for k, v in obj.items()}
+        return obj
+
+
+def merge(dst: dict, patch: dict) -> dict:
+    """Merge `patch` into `dst`: dicts recursively, anything else (lists included) replaces; None deletes."""
+    for k, v in patch.items():
+        if v is None:
+            dst.pop(k, None)
+        elif isinstance(v, dict) and isinstance(dst.get(k), dict):
+            merge(dst[k], v)
+        else:
+            dst[k] = copy.deepcopy(v)
+    return dst
+
+
+TMP_MOUNT = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}
+
+
+def build_config(case: Case, ctx: Ctx) -> dict:
+    cfg = base_config(ctx.rootfs)
+    if case.probe is not None:
+        cfg["process"]["args"] = ["sh", "-c", case.probe] if isinstance(case.probe, str) else list(case.probe)
+    if case.tmp:
+        cfg["mounts"].append(copy.deepcopy(TMP_MOUNT))
+    if callable(case.config):
+        case.config(cfg, ctx)
+    elif case.config:
+        merge(cfg, case.config)
+    return ctx.sub_all(cfg)
+
+
+# -- normalisation ---------------------------------------------------------------------------------------
+_MOUNTINFO = re.compile(r"^(\d+) (\d+) (\d+):(\d+) ", re.M)
+_NS = re.compile(r"\b(\w+):\[(\d+)\]")
+_RFC3339NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
+
+
+def host_ns() -> dict[str, str]:
+    out = {}
+    for n in os.listdir("/proc/self/ns"):
+        try:
+            out[os.readlink("/proc/self/ns/" + n)] = "host"
+        except OSError:
+            pass
+    return out
+
+
+def normalise(text: str, ctx: Ctx, norm=()) -> str:
+    for cid in sorted(ctx.ids(), key=len, reverse=True):
+        key = cid[len(ctx.token) + len(ctx.case.name) + 2:-3]
+        text = text.replace(cid, "<ID%s>" % ((":" + key) if key else ""))
+    for path, label in ((ctx.bundle, "<BUNDLE>"), (ctx.dir, "<DIR>"), (ctx.rt.root, "<ROOT>")):
+        text = text.replace(path, label)
+    for s, label in sorted(ctx.labels.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(s, label)
+    # Namespace links: the host's own, those a setup made (labels), the rest numbered by first appearance.
+    seen: dict[str, str] = {}
+    known = host_ns()
+
+    def ns(m):
+        full = m.group(0)
+        if full in known:
+            return "%s:[host]" % m.group(1)
+        if m.group(2) not in seen:
+            seen[m.group(2)] = "new%d" % (len(seen) + 1)
+        return "%s:[%s]" % (m.group(1), seen[m.group(2)])
+
+    text = _NS.sub(ns, text)
+    # mountinfo: mount and parent IDs, device numbers, peer group numbers.
+    if _MOUNTINFO.search(text):
+        text = _MOUNTINFO.sub("M P D:D ", text)
+        text = re.sub(r"\b(shared|master|propagate_from):\d+", r"\1:N", text)
+    if "pids" in norm:
+        text = re.sub(r"\b\d{2,}\b", "<N>", text)
+    return text
+
+
+def summarize_state(doc, ctx: Ctx, init_pid=None) -> str:
+    """The parts of a state document that must agree: keys in order and normalised values."""
+    if not isinstance(doc, dict):
+        return "not an object: %r" % (doc,)
+    parts = ["keys=" + ",".join(doc)]
+    for k, v in doc.items():
+        if k == "ociVersion":
+            continue
+        if k == "pid":
+            v = "0" if v == 0 else ("<PID>" if isinstance(v, int) and v > 0 else "bad:%r" % (v,))
+        elif k == "created":
+            v = "<RFC3339NANO>" if isinstance(v, str) and _RFC3339NANO.match(v) else "bad:%r" % (v,)
+        elif k == "rootfs":
+            v = "<ROOTFS>" if v == ctx.rootfs else v
+        elif isinstance(v, str):
+            v = normalise(v, ctx)
+        else:
+            v = json.dumps(v, sort_keys=True)
+        parts.append("%s=%s" % (k, v))
+    return " ".join(parts)
+
+
+def summarize_hook_state(doc, ctx: Ctx) -> str:
+    """A hook's stdin: the state keys it got (sorted: runtime-spec fixes no order) and their values."""
+    if not isinstance(doc, dict):
+        return "not an object: %r" % (doc,)
+    return summarize_state({k: doc[k] for k in sorted(doc)}, ctx)
+
+
+# -- running ---------------------------------------------------------------------------------------------
+class StepResult:
+    def __init__(self, label, code, out="", err="", raw_err=""):
+        self.label, self.code, self.out, self.err = label, code, out, err
+        self.raw_err = raw_err
+
+    def as_dict(self):
+        return {"label": self.label, "exit": self.code, "out": self.out, "stderr": bool(self.err.strip())}
+
+    def brief(self) -> str:
+        s = "%s: %s" % (self.label.split()[0], self.code)
+        return s
+
+
+class Harness:
+    def __init__(self, rootfs: str | None = None):
+        self.token = "cf" + secrets.token_hex(2)
+        self.rootfs = rootfs or find_rootfs()
+        self.workdir = "/tmp/pyrun-cf-" + self.token
+        self.runtimes = {
+            "runc": lambda: Runtime([RUNC], "/run/%s-runc" % self.token, "runc"),
+            "pyrun": lambda: Runtime(pyrun_argv(), "/run/%s-pyrn" % self.token, "pyrun"),
+        }
+        os.makedirs(self.workdir, exist_ok=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def run_case(self, case: Case) -> "CaseResult":
+        with ThreadPoolExecutor(2) as pool:
+            futs = {name: pool.submit(self._run_one, case, name) for name in ("runc", "pyrun")}
+            res = {name: f.result() for name, f in futs.items()}
+        return CaseResult(case, res["runc"], res["pyrun"])
+
+    def _run_one(self, case: Case, name: str):
+        rt = self.runtimes[name]()
+        ctx = Ctx(self, case, rt)
+        steps: list[StepResult] = []
+        problems: list[str] = []
+        try:
+            if case.setup:
+                case.setup(ctx)
+            for fname, content in case.files.items():
+                content = ctx.sub_all(content)
+                with open(os.path.join(ctx.dir, fname), "w") as f:
+                    f.write(content if isinstance(content, str) else json.dumps(content))
+            cfg = build_config(case, ctx)
+            with open(os.path.join(ctx.bundle, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=1)
+            for i, step in enumerate(case.steps):
+                steps.append(self._step(ctx, i, step))
+        except Exception as e:  # a harness failure is reported as such, for both sides alike
+            steps.append(StepResult("harness-error", -1, "%s: %s" % (type(e).__name__, e)))
+        finally:
+            problems += self._cleanup(ctx)
+        return steps, problems
+
+    # The steps ------------------------------------------------------------------------------------------
+    def _cli(self, ctx: Ctx, i: int, args: list[str], background=False):
+        out = os.path.join(ctx.dir, "step%d.out" % i)
+        err = os.path.join(ctx.dir, "step%d.err" % i)
+        argv = ctx.rt.argv + ["--root", ctx.rt.root] + args
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            if background:
+                return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, cwd=ctx.dir,
+                                        start_new_session=True), out, err
+            try:
+                p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, cwd=ctx.dir,
+                                   timeout=STEP_TIMEOUT)
+                code = p.returncode
+            except subprocess.TimeoutExpired:
+                code = "timeout"
+        return code, out, err
+
+    def _step(self, ctx: Ctx, i: int, step: tuple) -> StepResult:
+        args = [ctx.sub(a) for a in step]
+        label = normalise(" ".join(args), ctx)
+        cmd = args[0]
+        if cmd == "@wait":
+            return StepResult(label, 0, self._wait(ctx, args[1]))
+        if cmd == "@sleep":
+            time.sleep(float(args[1]))
+            return StepResult(label, 0)
+        if cmd == "@output":
+            return StepResult(label, 0, self._read_output(ctx))
+        if cmd == "@file":
+            return StepResult(label, 0, self._read_file(ctx, args[1]))
+        if cmd == "@exists":
+            return StepResult(label, 0, "yes" if os.path.exists(os.path.join(ctx.dir, args[1])) else "no")
+        if cmd == "@pidfile":
+            return StepResult(label, 0, self._check_pidfile(ctx, args[1]))
+        if cmd == "@run&":
+            ctx.bg, out, _ = self._cli(ctx, i, args[1:], background=True)
+            ctx.output_file = out
+            return StepResult(label, 0)
+        if cmd == "@join":
+            try:
+                code = ctx.bg.wait(timeout=STEP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(ctx.bg.pid, signal.SIGKILL)
+                ctx.bg.wait()
+                code = "timeout"
+            return StepResult(label, code, self._read_output(ctx))
+        if cmd == "@signal-run":
+            ctx.bg.send_signal(getattr(signal, "SIG" + args[1]))
+            return StepResult(label, 0)
+        if cmd.startswith("@"):
+            raise ValueError("unknown pseudo-step %s" % cmd)
+        code, out_path, err_path = self._cli(ctx, i, args)
+        raw_err = _read(err_path)
+        sub = args[0]
+        if sub == "create" or (sub == "run" and ("-d" in args or "--detach" in args)):
+            ctx.output_file = out_path
+            out = ""
+        else:
+            out = self._summarize(ctx, sub, args, _read(out_path))
+        return StepResult(label, code, out, normalise(raw_err, ctx), raw_err)
+
+    def _summarize(self, ctx, sub, args, text) -> str:
+        if sub == "state" and text.strip():
+            try:
+                return summarize_state(json.loads(text), ctx)
+            except ValueError:
+                return "not JSON: " + normalise(text, ctx)
+        if sub == "list" and "json" in args:
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                return "not JSON: " + normalise(text, ctx)
+            if doc is None:
+                return "null" + ("" if text == "null\n" else " (text %r)" % text)
+            return "\n".join(summarize_state(d, ctx) for d in doc)
+        if sub == "list":
+            # columns: widths depend on PIDs and times; compare the cells
+            lines = [normalise(ln, ctx).split() for ln in text.splitlines()]
+            return "\n".join(" ".join(_cell(c) for c in ln) for ln in lines)
+        if sub == "ps" and "json" in args:
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                return "not JSON: " + normalise(text, ctx)
+            if not isinstance(doc, list) or not all(isinstance(p, int) for p in doc):
+                return "not a list of pids: %r" % (doc,)
+            init = self._init_pid(ctx, args[-1])
+            return "%d pids%s" % (len(doc), ", init among them" if init in doc else "")
+        if sub == "ps":
+            lines = text.splitlines()
+            if not lines:
+                return ""
+            rows = [ln.split(None, 7) for ln in lines[1:]]
+            return "\n".join([" ".join(lines[0].split())] + ["%s %s" % (r[0], r[-1]) for r in rows if r])
+        return normalise(text, ctx, ctx.case.norm)
+
+    def _init_pid(self, ctx, cid):
+        try:
+            return json.loads(ctx.rt("state", cid).out)["pid"]
+        except (ValueError, KeyError):
+            return None
+
+    def _wait(self, ctx: Ctx, status: str, timeout: float = 10) -> str:
+        end = time.monotonic() + timeout
+        last = "?"
+        while time.monotonic() < end:
+            p = ctx.rt("state", ctx.cid())
+            if p.returncode != 0:
+                last = "missing"
+            else:
+                try:
+                    last = json.loads(p.out)["status"]
+                except (ValueError, KeyError):
+                    last = "bad state"
+            if last == status:
+                break
+            time.sleep(0.02)
+        return last
+
+    def _read_output(self, ctx: Ctx) -> str:
+        return normalise(_read(ctx.output_file), ctx, ctx.case.norm) if ctx.output_file else "<no output file>"
+
+    def _read_file(self, ctx: Ctx, name: str) -> str:
+        path = os.path.join(ctx.dir, name)
+        if not os.path.exists(path):
+            return "<missing>"
+        text = _read(path)
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return normalise(text, ctx, ctx.case.norm)
+        return summarize_hook_state(doc, ctx)
+
+    def _check_pidfile(self, ctx: Ctx, name: str) -> str:
+        path = os.path.join(ctx.dir, name)
+        if not os.path.exists(path):
+            return "<missing>"
+        text = _read(path)
+        if not text.isdigit():
+            return "not digits only: %r" % text
+        pid = self._init_pid(ctx, ctx.cid())
+        return "digits only, %s the state's pid" % ("equals" if int(text) == pid else "differs from")
+
+    # Clean-up --------------------------------------------------------------------------------------------
+    def _cleanup(self, ctx: Ctx) -> list[str]:
+        """Force-delete everything under the root, undo the setup, then look for leaks."""
+        problems = []
+        if ctx.bg is not None and ctx.bg.poll() is None:
+            for cid in ctx.rt.ids():
+                ctx.rt("kill", cid, "KILL")
+            try:
+                ctx.bg.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(ctx.bg.pid, signal.SIGKILL)
+                ctx.bg.wait()
+        left = ctx.rt.ids()
+        ctx.rt.cleanup()
+        ctx.undo()
+        if os.path.exists(ctx.rt.root):
+            problems.append("%s: state root left: %s" % (ctx.name, ctx.rt.root))
+        for cid in ctx.ids():
+            for path in cgroup_dirs(cid):
+                # rmdir may lag the last process by a moment
+                for _ in range(50):
+                    if not os.path.exists(path):
+                        break
+                    time.sleep(0.02)
+                else:
+                    problems.append("%s: cgroup left: %s" % (ctx.name, path))
+        with open("/proc/self/mountinfo") as f:
+            mounts = [ln for ln in f if ctx.dir in ln]
+        if mounts:
+            problems.append("%s: mounts left: %s" % (ctx.name, mounts))
+        del left
+        return problems
+
+
+def _cell(c: str) -> str:
+    if c.isdigit():
+        return "<N>"
+    if _RFC3339NANO.match(c):
+        return "<TIME>"
+    return c
+
+
+def _read(path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except (OSError, TypeError):
+        return ""
+
+
+def cgroup_dirs(cid: str) -> list[str]:
+    """Where a container named `cid` could have a cgroup: under each hierarchy's root, under this process's
+    own cgroup there (runc nests relative paths under the caller's), and any cgroupsPath ending in it."""
+    out = []
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            own[ctrls] = path
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, opts = fields[sep + 1], fields[sep + 3]
+            mp = fields[4]
+            if fstype == "cgroup2":
+                key = ""
+            elif fstype == "cgroup":
+                key = ",".join(o for o in opts.split(",") if o not in ("rw", "ro") and "=" not in o or o.startswith("name="))
+            else:
+                continue
+            for base in {"/", own.get(key, "/")}:
+                out.append(os.path.join(mp, base.lstrip("/"), cid))
+                out.append(os.path.join(mp, base.lstrip("/"), "cf-" + cid))
+    return sorted(set(out))
+
+
+def find_rootfs() -> str:
+    if os.path.exists(os.path.join(EXAMPLE_ROOTFS, "bin", "busybox")):
+        return EXAMPLE_ROOTFS
+    d = "/tmp/pyrun-cf-rootfs"
+    if not os.path.exists(os.path.join(d, "bin", "busybox")):
+        subprocess.run(["sh", os.path.join(REPO, "examples", "busybox", "make-rootfs.sh"), d], check=True,
+                       stdout=subprocess.DEVNULL)
+    return d
+
+
+# -- comparing -------------------------------------------------------------------------------------------
+class CaseResult:
+    def __init__(self, case: Case, runc, pyrun):
+        self.case = case
+        self.runc, self.runc_problems = runc
+        self.pyrun, self.pyrun_problems = pyrun
+        self.diffs = self._compare()
+        self.expect_failure = None
+        if case.expect is not None:
+            text = "\n".join("%s %s %s" % (r.label, r.code, r.out) for r in self.runc)
+            if not re.search(case.expect, text, re.M):
+                self.expect_failure = "runc's results do not match the case's expectation %r:\n%s" % (case.expect, text)
+
+    def _compare(self) -> list[str]:
+        diffs = []
+        if len(self.runc) != len(self.pyrun):
+            diffs.append("runc ran %d steps, pyrun %d" % (len(self.runc), len(self.pyrun)))
+        for a, b in zip(self.runc, self.pyrun):
+            if a.code != b.code:
+                diffs.append("%s: exit code runc %s, pyrun %s%s" % (a.label, a.code, b.code, _errs(a, b)))
+            if a.out != b.out:
+                diffs.append("%s: output differs\n--- runc\n%s\n--- pyrun\n%s" % (a.label, a.out, b.out))
+            if a.code not in (0, "timeout") and a.code == b.code and a.label[0] != "@":
+                for name, r in (("runc", a), ("pyrun", b)):
+                    if not r.err.strip():
+                        diffs.append("%s: %s failed without a message on stderr" % (a.label, name))
+        return diffs
+
+    @property
+    def matches(self) -> bool:
+        return not self.diffs
+
+    @property
+    def problems(self) -> list[str]:
+        return self.runc_problems + self.pyrun_problems
+
+    def side(self, which: str) -> str:
+        """A one-line summary for the report: exit codes, then the first output that says something."""
+        steps = self.runc if which == "runc" else self.pyrun
+        codes = " ".join("%s" % (r.code,) for r in steps if not r.label.startswith("@") or r.label.startswith("@join"))
+        outs = [r.out.strip() for r in steps if r.out.strip()]
+        first = outs[0].splitlines()[0] if outs else ""
+        if len(first) > 60:
+            first = first[:57] + "..."
+        return "exit %s%s" % (codes or "-", ("; " + first) if first else "")
+
+    def explain(self) -> str:
+        lines = ["case %s: %s" % (self.case.name, self.case.what)]
+        for name, steps in (("runc", self.runc), ("pyrun", self.pyrun)):
+            lines.append("== %s" % name)
+            for r in steps:
+                lines.append("  $ %s -> %s" % (r.label, r.code))
+                if r.out:
+                    lines += ["    " + ln for ln in r.out.splitlines()]
+                if r.raw_err.strip():
+                    lines += ["    stderr: " + ln for ln in r.raw_err.strip().splitlines()[:5]]
+        if self.diffs:
+            lines.append("== differences")
+            lines += self.diffs
+        return "\n".join(lines)
+
+
+def _errs(a: StepResult, b: StepResult) -> str:
+    s = ""
+    for name, r in (("runc", a), ("pyrun", b)):
+        if r.raw_err.strip():
+            s += "\n  %s stderr: %s" % (name, r.raw_err.strip().splitlines()[-1][:300])
+    return s
+
+
+_lock = threading.Lock()
