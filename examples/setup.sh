@@ -7,7 +7,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 venv=${PYRUN_VENV:-/opt/pyrun}
-python=${PYTHON:-python3}
+# Debian's interpreter when there is one: it starts ~3 ms faster than a pyenv build, and every pyrun
+# command pays interpreter start-up.
+if [ -z "${PYTHON:-}" ] && [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python=${PYTHON:-python3}; fi
 
 pkgs=()
 command -v runc >/dev/null || pkgs+=(runc)
@@ -19,13 +21,18 @@ command -v ps >/dev/null || pkgs+=(procps)
 if ! "$python" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
     pkgs+=(python3-dev)
 fi
-"$python" -m venv --help >/dev/null 2>&1 || pkgs+=(python3-venv)
+"$python" -c "import ensurepip, venv" >/dev/null 2>&1 || pkgs+=(python3-venv)
 if [ ${#pkgs[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 
+# A virtualenv made from another interpreter (an earlier set-up) is made again.
+home=$(dirname "$(readlink -f "$(command -v "$python")")")
+if [ -x "$venv/bin/python" ] && ! grep -qx "home = $home" "$venv/pyvenv.cfg" 2>/dev/null; then
+    rm -rf "$venv"
+fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
 # Editable (compat mode: a plain path entry, nothing imported at start-up): the cffi modules are built in
