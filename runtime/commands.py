@@ -109,8 +109,7 @@ def cmd_list(ctx, opts, pos):
         except (NotFound, PyrunError):
             continue
         st = S.oci_state(c.record, c.status)
-        st["owner"] = _owner(c.dir)
-        st.pop("annotations", None)
+        st["owner"] = _owner(c.dir)  # annotations stay: runc's list --format json shows them too
         rows.append(st)
     fmt = opts.get("format") or "table"
     if opts.get("quiet"):
@@ -177,6 +176,7 @@ def cmd_exec(ctx, opts, pos):
             raise PyrunError("exec: process args cannot be empty")
         proc = dict(lifecycle.Container(ctx.root, cid, lock=False).config().raw.get("process") or {})
         proc["args"] = pos[1:]
+        proc["terminal"] = False  # as runc: the config's terminal is not inherited, only -t gives one
     _exec_overrides(proc, opts)
     return lifecycle.exec_process(ctx, cid, proc, opts.get("detach", False), opts.get("pid-file"),
                                   opts.get("console-socket"), opts.get("preserve-fds", 0),
@@ -209,8 +209,10 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
             raise PyrunError("--additional-gids: expected numbers") from None
     proc["user"] = user
     if opts.get("cap"):
-        caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
-        for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items() if v is not None}
+        # As runc: not inheritable; ambient only when the process has an inheritable set at all.
+        kinds = ("bounding", "effective", "permitted") + (("ambient",) if "inheritable" in caps else ())
+        for kind in kinds:
             caps[kind] = list(caps.get(kind) or ()) + [c for c in opts["cap"] if c not in (caps.get(kind) or ())]
         proc["capabilities"] = caps
 
@@ -224,7 +226,8 @@ def cmd_ps(ctx, opts, pos):
     pids = lifecycle.processes(ctx, pos[0])
     fmt = opts.get("format") or "table"
     if fmt == "json":
-        sys.stdout.write(fastjson.dumps(pids, compact=True) + "\n")
+        # runc marshals a nil slice: `null` once no process is left
+        sys.stdout.write((fastjson.dumps(pids, compact=True) if pids else "null") + "\n")
         return
     if fmt != "table":
         raise PyrunError("invalid format option")

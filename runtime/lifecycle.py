@@ -46,8 +46,13 @@ class Container:
         S.save(self.dir, self.record)
 
     def hook_state(self, status: str, pid: int) -> dict:
-        st = S.oci_state(self.record, status)
-        st["pid"] = pid
+        """The runtime-spec state, as runc gives hooks: no rootfs/created/owner, pid left out when 0."""
+        st = {"ociVersion": S.OCI_VERSION, "id": self.id, "status": status}
+        if pid:
+            st["pid"] = pid
+        st["bundle"] = self.record["bundle"]
+        if self.record.get("annotations"):
+            st["annotations"] = self.record["annotations"]
         return st
 
     def config(self):
@@ -89,6 +94,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     try:
         S.write_atomic(os.path.join(path, S.CONFIG_COPY), _config_bytes(cfg))
         os.mkfifo(os.path.join(path, S.EXEC_FIFO), 0o622)
+        os.chmod(os.path.join(path, S.EXEC_FIFO), 0o622)  # not the caller's umask: a user ns root writes it
         from runtime.cgroups import Cgroup
 
         cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid)
@@ -209,6 +215,11 @@ def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
                 _signal(p, sig)
         return
     _signal(c.pid, sig)
+    if status == "paused" and sig == 9:
+        # As runc: a frozen init only dies of SIGKILL once thawed (other signals wait for resume).
+        cg = c.cgroup()
+        if cg is not None:
+            cg.thaw()
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -321,18 +332,23 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
         destroy(c)
         c.close()
         raise
+    c.close()  # while it runs, kill / delete --force / pause / exec must be able to take the lock
     if detach:
-        c.close()
         return 0
     if c.console is not None and c.console.local:
         code = c.console.proxy_until_exit(c.pid, _wait_exit)
     else:
         code = _wait_exit(c.pid)
     if not keep:
-        poststop = _poststop_hooks(c)
-        destroy(c)
-        run_poststop(ctx, c, poststop)
-    c.close()
+        try:
+            mine = Container(ctx.root, cid)
+        except NotFound:  # deleted meanwhile (delete --force)
+            return code
+        if mine.record.get("created") == c.record.get("created"):
+            poststop = _poststop_hooks(mine)
+            destroy(mine)
+            run_poststop(ctx, mine, poststop)
+        mine.close()
     return code
 
 
@@ -391,6 +407,9 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     proc = Process(proc_doc)
     if not proc.args:
         raise PyrunError("process.args: args must not be empty")
+    from runtime.init.process import check_env
+
+    check_env(proc.env)
     if proc.terminal and not console_socket and detach:
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
     console = None

@@ -35,6 +35,11 @@ _ST_KEEP = ((1, L.MS_RDONLY), (2, L.MS_NOSUID), (4, L.MS_NODEV), (8, L.MS_NOEXEC
             (2048, L.MS_NODIRATIME), (4096, L.MS_RELATIME))
 _ATIME = L.MS_NOATIME | L.MS_RELATIME | L.MS_STRICTATIME
 
+# runc's recursive mount attributes (mount_setattr with AT_RECURSIVE), which pyrun does not implement.
+RECURSIVE_ATTRS = frozenset(("rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime",
+                             "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime",
+                             "rnostrictatime", "rnosymfollow", "rsymfollow"))
+
 DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
                    ("tty", 5, 0))
 DEV_LINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
@@ -50,7 +55,8 @@ def parse_options(options) -> tuple[int, list[int], str]:
             flags = flags & ~f if clear else flags | f
         elif opt in PROPAGATION:
             prop.append(PROPAGATION[opt])
-        elif opt in ("tmpcopyup", "idmap", "ridmap"):
+        elif opt in ("tmpcopyup", "idmap", "ridmap") or opt in RECURSIVE_ATTRS:
+            # Refused rather than passed on as data, which a bind mount ignores: "rro" would come out writable.
             raise ConfigError("mount option %r is not supported by pyrun" % opt)
         else:
             data.append(opt)
@@ -95,6 +101,13 @@ def _mkdirs(path: str) -> None:
         pass
     except OSError as e:
         raise PyrunError("creating mount point %s: %s" % (path, e.strerror)) from None
+
+
+def _mode_of(path: str):
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
 
 
 def _touch(path: str) -> None:
@@ -161,9 +174,14 @@ class RootfsBuilder:
             elif typ == "cgroup":
                 self._cgroup(dest, flags)
             else:
+                # As runc: a tmpfs over an existing directory takes that directory's mode (unless mode= is
+                # given: runc 1.1 overrode even that, 1.2 honours it).
+                keep_mode = _mode_of(dest) if typ == "tmpfs" and "mode=" not in data else None
                 _mkdirs(dest)
                 try:
                     L.mount(m.source or typ or "none", dest, typ, flags & ~L.MS_REMOUNT, data)
+                    if keep_mode is not None:
+                        os.chmod(dest, keep_mode)
                 except PermissionError:
                     if not self.in_userns or typ not in ("sysfs", "mqueue"):
                         raise
@@ -214,7 +232,8 @@ class RootfsBuilder:
     def _cgroup_one(self, target: str, h, own, fstype: str, data: str, flags: int) -> None:
         _mkdirs(target)
         if own is None:
-            L.mount("cgroup", target, fstype, flags, data or None)
+            # runc names the systemd hierarchy's source "systemd", every other one "cgroup"
+            L.mount("systemd" if data == "name=systemd" else "cgroup", target, fstype, flags, data or None)
             return
         key = "" if fstype == "cgroup2" else (h.controllers[0][5:] if h.controllers[0].startswith("name=")
                                               else h.controllers[0])

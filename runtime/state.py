@@ -144,8 +144,8 @@ def oci_state(record: dict, status: str) -> dict:
         "bundle": record["bundle"],
         "rootfs": record["rootfs"],
         "created": rfc3339nano(record["created"]),
-        "owner": record.get("owner", ""),
     }
-    if record.get("annotations"):
+    if record.get("annotations"):  # before owner, as runc orders them
         out["annotations"] = record["annotations"]
+    out["owner"] = record.get("owner", "")
     return out

@@ -178,9 +178,13 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     host_pid = int(chan.expect("go"))
     _preload(cfg)
     in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths)
+    # Before taking the user namespace's root: from then on the init is not dumpable and its /proc files
+    # belong to the host's root, out of its reach (timens_offsets), as is the 0700 state directory.
+    unshare_late(plan, cfg)
+    fifo_path = os.open("exec.fifo", os.O_PATH | os.O_CLOEXEC, dir_fd=state_fd)
+    P.set_oom_score_adj(cfg.process.oom_score_adj)
     if plan.new_user:
         become_root_in_userns(cfg)
-    unshare_late(plan, cfg)
     if "mount" not in plan.new and not any(t == "mount" for t, _ in plan.join_paths):
         raise PyrunError("linux.namespaces: a mount namespace is required")
     rootfs = RootfsBuilder(cfg, in_userns, "cgroup" in plan.new or any(t == "cgroup" for t, _ in plan.join_paths))
@@ -208,24 +212,31 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         L.setdomainname(cfg.domainname)
     for key, value in cfg.linux.sysctl.items():
         _write_sysctl(key, value)
+    try:  # as runc: a missing cwd is made, before the root goes read-only
+        os.makedirs(cfg.process.cwd, 0o755, exist_ok=True)
+    except OSError as e:
+        raise PyrunError("creating cwd %s: %s" % (cfg.process.cwd, e.strerror)) from None
     rootfs.finish()
     proc = cfg.process
     os.chdir(proc.cwd) if os.path.isdir(proc.cwd) else None
     exe = P.lookup_executable(proc.args[0], proc.env)
     os.chdir("/")
     P.set_rlimits(proc.rlimits)
-    P.set_oom_score_adj(proc.oom_score_adj)
     chan.send("ready")
     chan.close()
     # Block until `start` opens the other end: O_WRONLY on a fifo waits for a reader.
-    fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+    try:
+        fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+    except PermissionError:  # a user namespace's root: reopen the fifo held since before (as runc does)
+        fifo = os.open("/proc/self/fd/%d" % fifo_path, os.O_WRONLY | os.O_CLOEXEC)
     os.write(fifo, b"0")
     os.close(fifo)
+    os.close(fifo_path)
     os.close(state_fd)
     if cfg.hooks["startContainer"]:
         from runtime.hooks import run_hooks
 
-        run_hooks(cfg.hooks["startContainer"], opts.hook_state("running", host_pid), "startContainer")
+        run_hooks(cfg.hooks["startContainer"], opts.hook_state("created", host_pid), "startContainer")
     setgroups_ok = not plan.new_user or _setgroups_allowed()
     P.finalize_and_exec(proc, exe, opts.preserve_fds, seccomp_program, opts.warn, setgroups_ok)
 

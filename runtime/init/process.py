@@ -47,7 +47,21 @@ def _check_exec(name: str, path: str) -> None:
         raise PyrunError('exec: "%s": permission denied' % name)
 
 
+def check_env(env) -> None:
+    """runc's rules for process.env: NAME=VALUE, a name, no NUL (checked before anything starts)."""
+    for pair in env:
+        name, eq, value = pair.partition("=")
+        if not eq:
+            raise PyrunError("invalid environment variable: %r" % pair)
+        if not name:
+            raise PyrunError("environment variable name can't be empty: %r" % pair)
+        if "\0" in pair:
+            raise PyrunError("environment variable can't contain null(\\x00): %r" % pair)
+
+
 def set_rlimits(rlimits) -> None:
+    if not rlimits:  # nothing to import: in an exec the host's library is out of reach by now
+        return
     import resource
 
     for r in rlimits:
@@ -141,6 +155,11 @@ def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=
                       userns_setgroups=True) -> None:
     """Drop to the process's identity and privileges and replace ourselves with it. Never returns."""
     c = proc.capabilities
+    if c is None:  # as runc: no capabilities object means none at all, not the runtime's own
+        c = {k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    env = _env_dict(proc.env)
+    if not env.get("HOME"):  # as runc: HOME from the container's /etc/passwd, else "/"
+        env["HOME"] = _home(proc.user.uid)
     if seccomp_program is not None and not proc.no_new_privileges:
         # Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we still have it.
         from runtime.seccomp import install
@@ -166,9 +185,21 @@ def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=
     mark_fds_cloexec(3 + preserve_fds)
     reset_signals()
     try:
-        os.execve(executable, proc.args, _env_dict(proc.env))
+        os.execve(executable, proc.args, env)
     except OSError as e:
         raise PyrunError('exec: "%s": %s' % (proc.args[0], e.strerror)) from None
+
+
+def _home(uid: int) -> str:
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                fields = line.rstrip(b"\n").split(b":")
+                if len(fields) >= 6 and fields[2] == b"%d" % uid:
+                    return fields[5].decode(errors="surrogateescape") or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def _env_dict(env: list[str]) -> dict:

@@ -118,15 +118,54 @@ def check_semantics(cfg: Config) -> None:
         t = cfg.linux.namespace("time")
         if t is None or t.path is not None:
             raise ConfigError("linux.timeOffsets: time offsets need a new time namespace")
-    if cfg.hostname and (cfg.linux.namespace("uts") is None or cfg.linux.namespace("uts").path):
+    # A uts namespace joined by path counts (as in runc): CRI sets the pod's hostname on containers that join
+    # the sandbox's namespace.
+    if cfg.hostname and cfg.linux.namespace("uts") is None:
         raise ConfigError("hostname: unable to set hostname without a private UTS namespace")
-    if cfg.domainname and (cfg.linux.namespace("uts") is None or cfg.linux.namespace("uts").path):
+    if cfg.domainname and cfg.linux.namespace("uts") is None:
         raise ConfigError("domainname: unable to set domainname without a private UTS namespace")
     if cfg.process is not None:
         if not cfg.process.args:
             raise ConfigError("process.args: args must not be empty")
         if not cfg.process.cwd.startswith("/"):
             raise ConfigError("process.cwd: %r must be an absolute path" % cfg.process.cwd)
+        from runtime.init.process import check_env
+
+        check_env(cfg.process.env)
     for m in cfg.mounts:
         if not m.destination.startswith("/"):
             raise ConfigError("mounts: destination %r must be an absolute path" % m.destination)
+    for key in cfg.linux.sysctl:
+        check_sysctl(cfg, key)
+
+
+_IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"))
+
+
+def check_sysctl(cfg: Config, key: str) -> None:
+    """runc's rule: a sysctl must belong to a namespace the container does not share with the host (else
+    writing it would change the host's kernel)."""
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        if cfg.linux.namespace("ipc") is None:
+            raise ConfigError("linux.sysctl: sysctl %r is not allowed in the host's ipc namespace" % key)
+        return
+    if key.startswith("net."):
+        net = cfg.linux.namespace("network")
+        if net is None or (net.path and _same_file(net.path, "/proc/self/ns/net")):
+            raise ConfigError("linux.sysctl: sysctl %r is not allowed in the host's network namespace" % key)
+        return
+    if cfg.linux.namespace("uts") is not None:
+        if key == "kernel.domainname":
+            return
+        if key == "kernel.hostname":
+            raise ConfigError("linux.sysctl: sysctl %r is not allowed as it conflicts with the hostname field" % key)
+    raise ConfigError("linux.sysctl: sysctl %r is not in a separate kernel namespace" % key)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
