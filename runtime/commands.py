@@ -177,7 +177,8 @@ def cmd_exec(ctx, opts, pos):
         proc = dict(lifecycle.Container(ctx.root, cid, lock=False).config().raw.get("process") or {})
         proc["args"] = pos[1:]
         proc["terminal"] = False  # as runc: the config's terminal is not inherited, only -t gives one
-    _exec_overrides(proc, opts)
+        # As runc: the flags shape a process built from the config; a --process file is taken as it is.
+        _exec_overrides(proc, opts)
     return lifecycle.exec_process(ctx, cid, proc, opts.get("detach", False), opts.get("pid-file"),
                                   opts.get("console-socket"), opts.get("preserve-fds", 0),
                                   opts.get("ignore-paused", False))

@@ -27,7 +27,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -318,10 +317,24 @@ class Harness:
         if cmd == "@sleep":
             time.sleep(float(args[1]))
             return StepResult(label, 0)
+        if cmd == "@await-output":  # until the container has printed TEXT (say, after setting a trap)
+            end = time.monotonic() + 10
+            while args[1] not in _read(ctx.output_file) and time.monotonic() < end:
+                time.sleep(0.02)
+            return StepResult(label, 0, "seen" if args[1] in _read(ctx.output_file) else "not seen")
         if cmd == "@output":
             return StepResult(label, 0, self._read_output(ctx))
         if cmd == "@file":
             return StepResult(label, 0, self._read_file(ctx, args[1]))
+        if cmd == "@await":  # a file something on the host (a console reader) writes when done
+            end = time.monotonic() + 10
+            while not os.path.exists(os.path.join(ctx.dir, args[1])) and time.monotonic() < end:
+                time.sleep(0.02)
+            return StepResult(label, 0, self._read_file(ctx, args[1]))
+        if cmd == "@json":  # a JSON document the runtime wrote (spec): sorted, runtime names normalised
+            return StepResult(label, 0, self._read_json_doc(ctx, args[1]))
+        if cmd == "@logshape":  # a --log file in JSON: per line, its keys, level and message
+            return StepResult(label, 0, self._log_shape(ctx, args[1]))
         if cmd == "@exists":
             return StepResult(label, 0, "yes" if os.path.exists(os.path.join(ctx.dir, args[1])) else "no")
         if cmd == "@pidfile":
@@ -371,6 +384,22 @@ class Harness:
             # columns: widths depend on PIDs and times; compare the cells
             lines = [normalise(ln, ctx).split() for ln in text.splitlines()]
             return "\n".join(" ".join(_cell(c) for c in ln) for ln in lines)
+        if sub == "events":
+            out = []
+            for line in text.splitlines():
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    out.append("not JSON: " + normalise(line, ctx))
+                    continue
+                data = ev.get("data")
+                shape = ""
+                if isinstance(data, dict):
+                    shape = " data=" + ",".join("%s%s" % (k, "{%s}" % ",".join(sorted(v)) if isinstance(v, dict) else "")
+                                                for k, v in sorted(data.items()))
+                out.append("keys=%s type=%s id=%s%s" % (",".join(ev), ev.get("type"), normalise(str(ev.get("id")), ctx),
+                                                        shape))
+            return "\n".join(out)
         if sub == "ps" and "json" in args:
             try:
                 doc = json.loads(text)
@@ -385,7 +414,7 @@ class Harness:
             if not lines:
                 return ""
             rows = [ln.split(None, 7) for ln in lines[1:]]
-            return "\n".join([" ".join(lines[0].split())] + ["%s %s" % (r[0], r[-1]) for r in rows if r])
+            return "\n".join([" ".join(lines[0].split())] + ["%s %s" % (_cell(r[0]), r[-1]) for r in rows if r])
         return normalise(text, ctx, ctx.case.norm)
 
     def _init_pid(self, ctx, cid):
@@ -425,6 +454,32 @@ class Harness:
             return normalise(text, ctx, ctx.case.norm)
         return summarize_hook_state(doc, ctx)
 
+    def _read_json_doc(self, ctx: Ctx, name: str) -> str:
+        try:
+            doc = json.loads(_read(os.path.join(ctx.dir, name)))
+        except ValueError as e:
+            return "not JSON: %s" % e
+        if isinstance(doc, dict) and "ociVersion" in doc:
+            doc["ociVersion"] = "<VERSION>"
+        text = json.dumps(doc, indent=1, sort_keys=True)
+        return re.sub(r'"(runc|pyrun)"', '"<RUNTIME>"', normalise(text, ctx))
+
+    def _log_shape(self, ctx: Ctx, name: str) -> str:
+        path = os.path.join(ctx.dir, name)
+        if not os.path.exists(path):
+            return "<missing>"
+        out = []
+        for line in _read(path).splitlines():
+            try:
+                d = json.loads(line)
+            except ValueError:
+                out.append("not JSON: " + normalise(line, ctx))
+                continue
+            ok = isinstance(d.get("time"), str) and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", d["time"])
+            out.append("keys=%s level=%s msg=%s time=%s" % (",".join(d), d.get("level"), normalise(str(d.get("msg")), ctx),
+                                                         "RFC3339" if ok else repr(d.get("time"))))
+        return "\n".join(out) or "<empty>"
+
     def _check_pidfile(self, ctx: Ctx, name: str) -> str:
         path = os.path.join(ctx.dir, name)
         if not os.path.exists(path):
@@ -447,7 +502,6 @@ class Harness:
             except subprocess.TimeoutExpired:
                 os.killpg(ctx.bg.pid, signal.SIGKILL)
                 ctx.bg.wait()
-        left = ctx.rt.ids()
         ctx.rt.cleanup()
         ctx.undo()
         if os.path.exists(ctx.rt.root):
@@ -465,7 +519,6 @@ class Harness:
             mounts = [ln for ln in f if ctx.dir in ln]
         if mounts:
             problems.append("%s: mounts left: %s" % (ctx.name, mounts))
-        del left
         return problems
 
 
@@ -508,7 +561,6 @@ def cgroup_dirs(cid: str) -> list[str]:
                 continue
             for base in {"/", own.get(key, "/")}:
                 out.append(os.path.join(mp, base.lstrip("/"), cid))
-                out.append(os.path.join(mp, base.lstrip("/"), "cf-" + cid))
     return sorted(set(out))
 
 
@@ -531,7 +583,7 @@ class CaseResult:
         self.diffs = self._compare()
         self.expect_failure = None
         if case.expect is not None:
-            text = "\n".join("%s %s %s" % (r.label, r.code, r.out) for r in self.runc)
+            text = "\n".join("$ %s -> %s\n%s" % (r.label, r.code, r.out) for r in self.runc)
             if not re.search(case.expect, text, re.M):
                 self.expect_failure = "runc's results do not match the case's expectation %r:\n%s" % (case.expect, text)
 
@@ -544,7 +596,7 @@ class CaseResult:
                 diffs.append("%s: exit code runc %s, pyrun %s%s" % (a.label, a.code, b.code, _errs(a, b)))
             if a.out != b.out:
                 diffs.append("%s: output differs\n--- runc\n%s\n--- pyrun\n%s" % (a.label, a.out, b.out))
-            if a.code not in (0, "timeout") and a.code == b.code and a.label[0] != "@":
+            if a.code not in (0, "timeout") and a.code == b.code and _runtime_failure(a):
                 for name, r in (("runc", a), ("pyrun", b)):
                     if not r.err.strip():
                         diffs.append("%s: %s failed without a message on stderr" % (a.label, name))
@@ -559,13 +611,25 @@ class CaseResult:
         return self.runc_problems + self.pyrun_problems
 
     def side(self, which: str) -> str:
-        """A one-line summary for the report: exit codes, then the first output that says something."""
+        """A one-line summary for the report: exit codes, then the first output line that differs between the
+        runtimes (or, when they agree, the first that says something)."""
         steps = self.runc if which == "runc" else self.pyrun
+        other = self.pyrun if which == "runc" else self.runc
         codes = " ".join("%s" % (r.code,) for r in steps if not r.label.startswith("@") or r.label.startswith("@join"))
-        outs = [r.out.strip() for r in steps if r.out.strip()]
-        first = outs[0].splitlines()[0] if outs else ""
-        if len(first) > 60:
-            first = first[:57] + "..."
+        first = ""
+        for i, r in enumerate(steps):
+            o = other[i].out.splitlines() if i < len(other) else []
+            mine = r.out.splitlines()
+            diff = [ln for j, ln in enumerate(mine) if j >= len(o) or o[j] != ln]
+            if diff or len(o) > len(mine):
+                first = (diff or ["(no output)"])[0]
+                break
+        if not first:
+            outs = [r.out.strip() for r in steps if r.out.strip() and not r.label.startswith("@wait")]
+            first = outs[0].splitlines()[0] if outs else ""
+        first = " ".join(first.split())
+        if len(first) > 70:
+            first = first[:67] + "..."
         return "exit %s%s" % (codes or "-", ("; " + first) if first else "")
 
     def explain(self) -> str:
@@ -584,6 +648,18 @@ class CaseResult:
         return "\n".join(lines)
 
 
+def _runtime_failure(r: StepResult) -> bool:
+    """A failure the runtime reports (not a foreground process's own exit code)."""
+    words = r.label.split()
+    if words[0].startswith("@"):
+        return False
+    if words[0] == "run" and "-d" not in words and "--detach" not in words:
+        return False
+    if words[0] == "exec" and "-d" not in words and "--detach" not in words:
+        return r.code == 255
+    return True
+
+
 def _errs(a: StepResult, b: StepResult) -> str:
     s = ""
     for name, r in (("runc", a), ("pyrun", b)):
@@ -591,5 +667,3 @@ def _errs(a: StepResult, b: StepResult) -> str:
             s += "\n  %s stderr: %s" % (name, r.raw_err.strip().splitlines()[-1][:300])
     return s
 
-
-_lock = threading.Lock()
