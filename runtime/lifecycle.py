@@ -92,7 +92,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     cgroup = None
     c = None
     try:
-        S.write_atomic(os.path.join(path, S.CONFIG_COPY), _config_bytes(cfg))
+        S.write_new(os.path.join(path, S.CONFIG_COPY), _config_bytes(cfg))
         os.mkfifo(os.path.join(path, S.EXEC_FIFO), 0o622)
         os.chmod(os.path.join(path, S.EXEC_FIFO), 0o622)  # not the caller's umask: a user ns root writes it
         from runtime.cgroups import Cgroup

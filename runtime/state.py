@@ -58,6 +58,16 @@ def lock(path: str) -> int:
     return fd
 
 
+def write_new(path: str, data: bytes, mode: int = 0o600) -> None:
+    """A file in a directory made moments ago by this process, read only once a later write_atomic
+    (state.json) is durable: no temp file and no fsync of its own needed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     tmp = "%s.%d.tmp" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
