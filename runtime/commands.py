@@ -320,6 +320,9 @@ def cmd_events(ctx, opts, pos):
     from runtime.lifecycle import Container
 
     _args("events", pos, 1)
+    import gc
+
+    gc.enable()
     interval = _duration(opts.get("interval") or "5s")
     c = Container(ctx.root, pos[0], lock=False)
     cg = c.cgroup()

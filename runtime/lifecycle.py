@@ -100,7 +100,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid)
         cgroup.plan()
         record["cgroup"] = cgroup.to_state()
-        S.save(path, record)  # from here on, delete --force can clean up after a killed pyrun
+        S.save(path, record, durable=False)  # from here on, delete --force cleans up after a killed pyrun
         cgroup.create()
         cgroup.apply(cfg.linux.resources)
         c = Container.__new__(Container)
