@@ -34,8 +34,8 @@ def _reason(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def read(path: str) -> str:
-    """Whole file, stripped. cgroupfs files are seq_files: read until EOF in large chunks."""
+def read_bytes(path: str) -> bytes:
+    """cgroupfs and /proc files are seq_files: read until EOF in large chunks."""
     fd = os.open(path, _O_R)
     try:
         chunks = []
@@ -46,7 +46,12 @@ def read(path: str) -> str:
             chunks.append(b)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("utf-8", "replace").strip()
+    return b"".join(chunks)
+
+
+def read(path: str) -> str:
+    """Whole file, stripped."""
+    return read_bytes(path).decode("utf-8", "replace").strip()
 
 
 def read_or(path: str, default=None):

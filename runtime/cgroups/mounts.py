@@ -54,17 +54,9 @@ class Layout:
 
 
 def read_text(path: str) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 65536)
-            if not b:
-                break
-            chunks.append(b)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape")
+    from runtime.cgroups._fs import read_bytes
+
+    return read_bytes(path).decode("utf-8", "surrogateescape")
 
 
 def _unescape(s: str) -> str:
