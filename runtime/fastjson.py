@@ -42,6 +42,12 @@ def loads(data):
         import json
 
         raise json.JSONDecodeError("Expecting value", text, e.value) from None
+    except (ValueError, SystemError):
+        # The scanner builds its error from json.decoder, and only finds it if something imported it
+        # already (a SystemError otherwise): the json module gives the same error, properly.
+        import json
+
+        return json.loads(text)
     rest = text[end:]
     if rest.strip(_WS):
         import json

@@ -116,9 +116,9 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
             raise ChildError("protocol error: unexpected %s" % verb)
         return init
     except (ChildError, ChannelClosed, OSError, PyrunError) as e:
-        _kill_and_reap(init, pid)
+        status = _kill_and_reap(init, pid)
         if isinstance(e, ChannelClosed):
-            raise PyrunError("container init exited before it was ready") from None
+            raise PyrunError(_died_early(status, cfg)) from None
         raise PyrunError(str(e) if not isinstance(e, OSError) else _message(e)) from None
     finally:
         parent.close()
@@ -136,7 +136,15 @@ def clone_into(flags: int, entry):
     return L.clone(flags), entry
 
 
-def _kill_and_reap(init: int, first: int) -> None:
+def _kill_and_reap(init: int, first: int):
+    """Kill and reap both; returns how the init ended (a wait status) if it had ended on its own."""
+    status = None
+    try:
+        got, st = os.waitpid(init, os.WNOHANG)
+        if got:
+            status = st
+    except ChildProcessError:
+        pass
     for p in {init, first}:
         try:
             os.kill(p, 9)
@@ -146,6 +154,19 @@ def _kill_and_reap(init: int, first: int) -> None:
             os.waitpid(p, 0)
         except ChildProcessError:
             pass
+    return status
+
+
+def _died_early(status, cfg) -> str:
+    """Why the init went away before "ready", as far as its wait status tells."""
+    if status is None or not os.WIFSIGNALED(status):
+        return "container init exited before it was ready"
+    sig = os.WTERMSIG(status)
+    msg = "container init was killed by signal %d before it was ready" % sig
+    memory = (cfg.linux.resources or {}).get("memory") or {}
+    if sig == 9 and memory.get("limit"):
+        msg += " (out of memory? linux.resources.memory.limit is %d bytes)" % memory["limit"]
+    return msg
 
 
 def _message(e: BaseException) -> str:

@@ -84,3 +84,17 @@ def test_failed_create_leaves_nothing(pyrun, bundle):
     assert "Traceback" not in r.err and r.err.strip()
     assert not os.path.exists(os.path.join(pyrun.root, cid))
     assert _cgroup_dirs(cid) == []
+
+
+def test_memory_limit_too_low_is_explained_and_cleaned_up(pyrun, bundle):
+    cid = "oom-" + os.urandom(3).hex()
+    b = bundle(["true"])
+    b.linux.setdefault("resources", {})["memory"] = {"limit": 4096}
+    b.write()
+    r = pyrun("run", "--bundle", b.path, cid)
+    assert r.returncode == 1
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    # either the kernel refuses the limit, or the init is OOM-killed: both are said so
+    assert "out of memory" in r.err or "memory" in r.err, r.err
+    assert not os.path.exists(os.path.join(pyrun.root, cid))
+    assert _cgroup_dirs(cid) == []
