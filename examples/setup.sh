@@ -53,8 +53,8 @@ cat > /usr/local/bin/pyrun <<LAUNCHER
 import sys
 sys.path[:0] = ["$repo"]
 sys.path.append("$site")
-from runtime.cli import main
-sys.exit(main())
+from runtime.cli import run
+run()
 LAUNCHER
 chmod 755 /usr/local/bin/pyrun
 

@@ -1,3 +1,4 @@
-from runtime.cli import main
+"""python -m runtime: the same as the pyrun command."""
+from runtime.cli import run
 
-raise SystemExit(main())
+run()

@@ -69,7 +69,7 @@ def pyrun_launcher(tmp_path_factory):
     import sysconfig
 
     path.write_text("#!%s -IS\nimport sys\nsys.path[:0] = [%r]\nsys.path.append(%r)\n"
-                    "from runtime.cli import main\nsys.exit(main())\n"
+                    "from runtime.cli import run\nrun()\n"
                     % (sys.executable, REPO, sysconfig.get_paths()["purelib"]))
     path.chmod(0o755)
     return str(path)
