@@ -74,7 +74,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     from runtime.spec.load import load_bundle
 
     S.check_id(cid)
-    cfg = load_bundle(bundle, os.path.join(ctx.root, "@validated"))
+    cfg = load_bundle(bundle)
     if cfg.process is None:
         raise PyrunError("config.json: process: a process is required to create a container")
     if cfg.process.terminal and not console_socket and not foreground:

@@ -1,12 +1,18 @@
 """Read a bundle's config.json, check it, and build the typed model.
 
-Schema validation (jsonschema) costs ~90 ms to import, three times runc's whole start. It runs for every
-config the first time its exact bytes are seen and the verdict is remembered under the state root, keyed by
-a hash of the bytes and of the schema files; a later create of the same bytes skips straight to the model.
-The model itself is built with the checks a start needs whatever the cache says (`check_semantics`)."""
+Every config is validated against oci-spec/config-schema.json, but not by jsonschema on the way to a
+start (its import costs ~90 ms, three times runc's whole start): runtime.spec.schemac translates the
+schemas into plain Python predicates, and the code objects are kept in a cache file (`cache_dirs()`,
+`artefact_name()`), keyed by the interpreter and the schema files' names, sizes and mtimes. A start stats
+the schema files, unmarshals the config's code and runs `valid_config(doc)`, about half a millisecond in
+all, with no `import json`, `re` or `jsonschema`. Only a config it rejects brings in jsonschema
+(runtime.spec.validate), which names the failing JSON path; jsonschema is the reference, so a config it
+accepts is accepted. The model is then built with the checks a schema cannot express (`check_semantics`)."""
 from __future__ import annotations
 
+import marshal
 import os
+import sys
 
 from runtime import fastjson
 from runtime.errors import ConfigError
@@ -28,7 +34,7 @@ def check_version(v) -> None:
 
 def schema_dir() -> str:
     """The installed copy next to this package if there is one, else the repository's `oci-spec/`.
-    Here rather than in validate.py, which imports json and re (~14 ms) that a cached start never needs."""
+    Here rather than in validate.py, which imports json and re (~14 ms) that a start never needs."""
     here = os.path.dirname(os.path.abspath(__file__))
     installed = os.path.join(here, "schema")
     if os.path.isdir(installed):
@@ -36,33 +42,176 @@ def schema_dir() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(here)), "oci-spec")
 
 
-def _digest(data: bytes) -> str:
-    try:
-        from _sha256 import sha256  # the C module: hashlib's OpenSSL import costs ~3 ms
-    except ImportError:  # pragma: no cover - Python 3.12 renamed it
-        from hashlib import sha256
-    h = sha256(data)
-    where = schema_dir()
+# --- the compiled validators -----------------------------------------------------------------------------
+
+_MAGIC = b"pyrun schemac artefact 1\n"  # change it when the file format changes
+_SCHEMAC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemac.py")
+_LOADED: dict = {}  # (artefact name, kind) -> validator, for this process
+
+
+def cache_dirs() -> list:
+    """Where the compiled validators are kept, in order of preference: $PYRUN_CACHE_DIR alone if set; for
+    root /var/cache/pyrun (then the user cache, for a root without /var/cache/pyrun such as a user
+    namespace's); for others $XDG_CACHE_HOME/pyrun or ~/.cache/pyrun."""
+    forced = os.environ.get("PYRUN_CACHE_DIR")
+    if forced:
+        return [forced]
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    user = os.path.join(xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache"),
+                        "pyrun")
+    return ["/var/cache/pyrun", user] if os.geteuid() == 0 else [user]
+
+
+def _number(text: str) -> int:
+    return int.from_bytes(text.encode("utf-8", "surrogateescape") + b"\1", "little")
+
+
+def artefact_name(where: str) -> str | None:
+    """The cache file name for the schemas in `where` under this interpreter: its cache tag, and a digest
+    of the interpreter's version, the directory, each schema file's name, size and mtime (stat only, no
+    reading) and schemac.py's. None when the interpreter has no cache tag (no cache file then).
+
+    The digest is hash() of a tuple of ints: unlike that of a str, it is the same in every process, and
+    it needs no import (importing and starting _sha256 would cost more than all the rest)."""
+    tag = sys.implementation.cache_tag
+    if not tag:
+        return None
+    key = [_number(_MAGIC.decode()), sys.hexversion, _number(sys.version), _number(where)]
     for name in sorted(os.listdir(where)):
-        st = os.stat(os.path.join(where, name))
-        h.update(("%s:%d:%d;" % (name, st.st_size, st.st_mtime_ns)).encode())
-    return h.hexdigest()
+        if name.endswith(".json"):
+            st = os.stat(os.path.join(where, name))
+            key += (_number(name), st.st_size, st.st_mtime_ns)
+    try:
+        st = os.stat(_SCHEMAC)
+        key += (st.st_size, st.st_mtime_ns)
+    except OSError:  # pragma: no cover - installed without sources
+        pass
+    return "schemas-%s-%016x.marshal" % (tag, hash(tuple(key)) & 0xFFFFFFFFFFFFFFFF)
 
 
-def validate_cached(data: bytes, doc: dict, cache_dir: str | None) -> None:
-    """Validate against oci-spec/config-schema.json unless these exact bytes already passed."""
-    mark = os.path.join(cache_dir, _digest(data)) if cache_dir else None
-    if mark and os.path.exists(mark):
+def _read_artefact(path: str, kind: str):
+    """The marshalled code for `kind` in the cache file at `path`, or None if the file is missing,
+    unreadable or damaged, or is not a regular file owned by this user and writable by nobody else (the
+    code is run: a file anyone could have written is not).
+
+    The file: _MAGIC, the length of the index (4 bytes, little-endian), the index (marshalled
+    {kind: (offset, length)}, offsets counted from the end of the index), the marshalled code objects.
+    Only the index and the one kind's code are read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or (st.st_mode & 0o170000) != 0o100000:
+            return None
+        head = os.read(fd, 512)
+        start = len(_MAGIC) + 4
+        if not head.startswith(_MAGIC) or len(head) < start:
+            return None
+        body = start + int.from_bytes(head[len(_MAGIC):start], "little")
+        if body > st.st_size:
+            return None
+        if body > len(head):
+            head += os.pread(fd, body - len(head), len(head))
+        offset, size = marshal.loads(head[start:body])[kind]
+        if not (isinstance(offset, int) and isinstance(size, int) and 0 <= offset and 0 <= size
+                and body + offset + size <= st.st_size):
+            return None
+        data = os.pread(fd, size, body + offset)
+        return data if len(data) == size else None
+    except (OSError, ValueError, EOFError, TypeError, KeyError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write_artefact(directory: str, name: str, codes: dict) -> bool:
+    """Write atomically (a temporary file renamed into place); False if `directory` cannot take it."""
+    index, blobs, offset = {}, [], 0
+    for kind, blob in codes.items():
+        index[kind] = (offset, len(blob))
+        blobs.append(blob)
+        offset += len(blob)
+    header = marshal.dumps(index)
+    data = memoryview(b"".join([_MAGIC, len(header).to_bytes(4, "little"), header] + blobs))
+    tmp = os.path.join(directory, ".%s.%d.tmp" % (name, os.getpid()))
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(directory, name))
+        return True
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+
+
+def _run(data, kind: str):
+    code = marshal.loads(data)
+    if not isinstance(code, type(_run.__code__)):
+        raise ValueError("not a code object")
+    ns = {"__name__": "runtime.spec._schemas_" + kind}
+    exec(code, ns)
+    return ns["valid_" + kind]
+
+
+def compiled_validator(kind: str):
+    """`valid_<kind>(doc) -> bool` for "config", "state" or "features", compiled from the schemas.
+
+    The cache file holds one marshalled module per kind, so a create unmarshals only the config's. When
+    there is no good cache file, runtime.spec.schemac generates them (tens of milliseconds, once per
+    machine and schema change) and they are written to the first cache directory that takes them, or
+    only kept in memory when none does."""
+    where = schema_dir()
+    name = artefact_name(where)
+    fn = _LOADED.get((name, kind))
+    if fn is not None:
+        return fn
+    dirs = cache_dirs() if name else []
+    for directory in dirs:
+        data = _read_artefact(os.path.join(directory, name), kind)
+        if data is not None:
+            try:
+                fn = _run(data, kind)
+                break
+            except Exception:  # damaged in a way marshal did not notice: generate it again
+                pass
+    if fn is None:
+        from runtime.spec import schemac
+
+        codes = {k: marshal.dumps(code) for k, code in schemac.build(where).items()}
+        fn = _run(codes[kind], kind)
+        for directory in dirs:
+            if _write_artefact(directory, name, codes):
+                break
+    _LOADED[(name, kind)] = fn
+    return fn
+
+
+def validate_config(doc) -> None:
+    """Raise ConfigError naming the JSON path of the first problem if jsonschema would reject `doc`."""
+    try:
+        ok = compiled_validator("config")(doc)
+    except Exception:  # the compiled validators are unavailable (a schema schemac cannot translate, ...)
+        ok = False
+    if ok:
         return
     from runtime.spec.validate import validate
 
-    validate(doc, "config")
-    if mark:
-        try:
-            os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-            os.close(os.open(mark, os.O_CREAT | os.O_WRONLY, 0o600))
-        except OSError:
-            pass  # a cache we cannot write only costs time
+    validate(doc, "config")  # the reference: its message names the path; if it accepts, so do we
 
 
 def read_json(path: str, what: str = "config.json"):
@@ -84,17 +233,17 @@ def read_json(path: str, what: str = "config.json"):
     return data, doc
 
 
-def load_bundle(bundle: str, cache_dir: str | None = None) -> Config:
+def load_bundle(bundle: str) -> Config:
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         raise ConfigError("bundle %s: no such directory" % bundle)
     path = os.path.join(bundle, "config.json")
-    data, doc = read_json(path)
+    _, doc = read_json(path)
     if "ociVersion" not in doc:
         raise ConfigError("%s: ociVersion: 'ociVersion' is a required property" % path)
     check_version(doc["ociVersion"])
     try:
-        validate_cached(data, doc, cache_dir)
+        validate_config(doc)
     except ConfigError as e:
         raise ConfigError("%s: %s" % (path, e)) from None
     cfg = Config(doc, bundle)

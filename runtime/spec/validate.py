@@ -2,8 +2,9 @@
 
 The schemas live in `oci-spec/` at the top of the repository (one file per concern, joined by relative
 `$ref`s such as "defs.json#/$defs/uint32") and are installed as `runtime/spec/schema/`. jsonschema is
-imported only when a document is first validated: it costs tens of milliseconds, and load.py skips this
-module altogether for configs it has already seen pass.
+imported only when a document is first validated here: it costs tens of milliseconds, so load.py checks
+configs with the validators runtime.spec.schemac compiles from the same schemas, and comes here only for
+the message about a config those reject.
 
 Failures are reported as one line, the JSON path of the most relevant error and jsonschema's message:
     process.args: [] should be non-empty

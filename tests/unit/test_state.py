@@ -43,7 +43,6 @@ def test_list_ids_sorted_and_only_real_containers(tmp_path):
     for cid in ("b", "a", "c"):
         S.save(S.make_container_dir(str(tmp_path), cid), {"id": cid})
     os.mkdir(tmp_path / "half-made")  # no state.json: a create that died early
-    os.mkdir(tmp_path / "@validated")
     assert S.list_ids(str(tmp_path)) == ["a", "b", "c"]
 
 
