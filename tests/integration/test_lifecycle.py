@@ -1,5 +1,6 @@
 """The container lifecycle through pyrun's CLI: create / start / state / kill / delete, `run` in the
 foreground (exit codes, signals, --keep) and detached."""
+import contextlib
 import json
 import os
 import re
@@ -219,21 +220,27 @@ def test_run_self_signal_gives_128_plus_n(ct, sh):
         ct.run(b, expect=128 + sig)
 
 
-def test_run_killed_from_outside_gives_137(ct, sh, tmp_path):
-    cid = ct.id()
-    b = sh("echo ready; sleep 30")
-    out = tmp_path / "fg.out"
+@contextlib.contextmanager
+def foreground_run(ct, b, cid, out):
+    """A foreground `pyrun run` (output to `out`) that has printed "ready"; killed afterwards if it is
+    still there, pass or fail."""
     with open(out, "wb") as f:
         proc = subprocess.Popen(ct.pyrun.argv + ["--root", ct.pyrun.root, "run", "-b", b.path, cid],
                                 stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
     try:
         wait_for_text(str(out), "ready")
-        ct.pyrun("kill", cid, "KILL", check=True)
-        assert proc.wait(timeout=10) == 137
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_run_killed_from_outside_gives_137(ct, sh, tmp_path):
+    cid = ct.id()
+    with foreground_run(ct, sh("echo ready; sleep 30"), cid, tmp_path / "fg.out") as proc:
+        ct.pyrun("kill", cid, "KILL", check=True)
+        assert proc.wait(timeout=10) == 137
     assert cid not in ct.pyrun.ids()
 
 
@@ -241,17 +248,9 @@ def test_run_forwards_signals(ct, sh, tmp_path):
     cid = ct.id()
     b = sh("trap 'echo bye; exit 7' TERM; echo ready; while :; do sleep 0.05; done")
     out = tmp_path / "fg.out"
-    with open(out, "wb") as f:
-        proc = subprocess.Popen(ct.pyrun.argv + ["--root", ct.pyrun.root, "run", "-b", b.path, cid],
-                                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
-    try:
-        wait_for_text(str(out), "ready")
+    with foreground_run(ct, b, cid, out) as proc:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 7
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert read(str(out)) == "ready\nbye\n"
     assert cid not in ct.pyrun.ids()
 
@@ -292,19 +291,10 @@ def test_run_bundle_defaults_to_cwd(ct, sh):
 
 def test_delete_force_while_run_waits_in_foreground(ct, sh, tmp_path):
     cid = ct.id()
-    b = sh("echo ready; sleep 30")
     out = tmp_path / "fg.out"
-    with open(out, "wb") as f:
-        proc = subprocess.Popen(ct.pyrun.argv + ["--root", ct.pyrun.root, "run", "-b", b.path, cid],
-                                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
-    try:
-        wait_for_text(str(out), "ready")
+    with foreground_run(ct, sh("echo ready; sleep 30"), cid, out) as proc:
         ct.delete(cid, force=True)
         assert proc.wait(timeout=10) == 137
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert read(str(out)) == "ready\n", "run must end quietly when its container was deleted"
     assert cid not in ct.pyrun.ids()
     assert cgroups_named(cid) == []
