@@ -1,9 +1,7 @@
 """OCI hooks: each gets the container state JSON on stdin and must finish within its timeout."""
 from __future__ import annotations
 
-import json
-import os
-
+from runtime import fastjson
 from runtime.errors import PyrunError
 
 
@@ -12,7 +10,7 @@ def run_hooks(hooks, state: dict, name: str, warn=None) -> None:
     failures the spec says must not stop the rest) each failure is reported and the rest still run."""
     if not hooks:
         return
-    data = json.dumps(state, separators=(",", ":")).encode()
+    data = fastjson.dumps(state, compact=True).encode()
     for h in hooks:
         try:
             _run_one(h, data, name)

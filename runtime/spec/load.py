@@ -18,6 +18,7 @@ from runtime import fastjson
 from runtime.errors import ConfigError
 from runtime.spec.model import Config
 
+
 def check_version(v) -> None:
     """Accept runtime-spec 1.0.0 through 1.3.x (pre-releases such as runc's "1.0.2-dev" included)."""
     if not isinstance(v, str):

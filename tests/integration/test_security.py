@@ -1,6 +1,5 @@
 """What must not cross into a container: the runtime's file descriptors (unless --preserve-fds asks),
 and the host's view of masked paths; and what an exec'd process must not be able to do to its joiner."""
-import os
 import subprocess
 
 import pytest
