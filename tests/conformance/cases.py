@@ -145,13 +145,21 @@ def console_reader(ctx):
             data = b"name=%s fds=%d\n" % (msg, len(fds))
             if fds:
                 master = fds[0]
+                eio = 0
                 while True:
                     try:
                         chunk = os.read(master, 4096)
                     except OSError:  # EIO: every slave fd closed
-                        break
+                        # The last bytes the slave wrote may still be on their way through the tty's
+                        # flip buffer when the hangup is seen: look again before calling it the end.
+                        eio += 1
+                        if eio > 3:
+                            break
+                        time.sleep(0.05)
+                        continue
                     if not chunk:
                         break
+                    eio = 0
                     data += chunk
                 os.close(master)
         except OSError as e:
