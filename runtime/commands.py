@@ -170,7 +170,7 @@ def cmd_exec(ctx, opts, pos):
     if opts.get("process"):
         from runtime.spec.load import read_json
 
-        _, proc = read_json(opts["process"], "process.json")
+        proc = read_json(opts["process"], "process.json")
     else:
         if len(pos) < 2:
             raise PyrunError("exec: process args cannot be empty")

@@ -59,7 +59,7 @@ class Container:
         from runtime.spec.load import read_json
         from runtime.spec.model import Config
 
-        _, doc = read_json(os.path.join(self.dir, S.CONFIG_COPY))
+        doc = read_json(os.path.join(self.dir, S.CONFIG_COPY))
         return Config(doc, self.record["bundle"])
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ ACTIONS = {
     "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_LOG": 0x7FFC0000,
 }
 OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
-        "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+             "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
 FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 ARCHES = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
           "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
@@ -26,12 +26,17 @@ _ATTR_CTL_NNP = 3
 _EPERM = 1
 
 
+def _libseccomp():
+    """(ffi, lib), with libseccomp dlopen()ed; OSError or ImportError when it is not there."""
+    from runtime.linux._seccomp import ffi
+
+    return ffi, ffi.dlopen("libseccomp.so.2")
+
+
 def available() -> bool:
     """Whether libseccomp can be loaded here (features reports it; a profile needs it)."""
     try:
-        from runtime.linux._seccomp import ffi
-
-        ffi.dlopen("libseccomp.so.2")
+        _libseccomp()
         return True
     except (ImportError, OSError):
         return False
@@ -60,8 +65,7 @@ def _action(name: str, errno_ret=None) -> int:
 
 def compile_filter(profile: dict) -> Program:
     try:
-        from runtime.linux._seccomp import ffi
-        lib = ffi.dlopen("libseccomp.so.2")
+        ffi, lib = _libseccomp()
     except (ImportError, OSError) as e:
         raise PyrunError("linux.seccomp: libseccomp is not available: %s" % e) from None
     default = _action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))

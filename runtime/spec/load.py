@@ -231,7 +231,7 @@ def read_json(path: str, what: str = "config.json"):
         raise ConfigError("%s: invalid JSON: %s" % (path, e)) from None
     if not isinstance(doc, dict):
         raise ConfigError("%s: the top level must be an object, got %s" % (path, type(doc).__name__))
-    return data, doc
+    return doc
 
 
 def load_bundle(bundle: str) -> Config:
@@ -239,7 +239,7 @@ def load_bundle(bundle: str) -> Config:
     if not os.path.isdir(bundle):
         raise ConfigError("bundle %s: no such directory" % bundle)
     path = os.path.join(bundle, "config.json")
-    _, doc = read_json(path)
+    doc = read_json(path)
     if "ociVersion" not in doc:
         raise ConfigError("%s: ociVersion: 'ociVersion' is a required property" % path)
     check_version(doc["ociVersion"])

@@ -5,26 +5,7 @@ import signal
 import subprocess
 import time
 
-from runtime.cgroups import mounts
-
-
-def _cgroup_dirs(cid: str) -> list[str]:
-    layout = mounts.detect()
-    found = []
-    for h in layout.v1 + ([layout.unified] if layout.unified else []):
-        for dirpath, dirnames, _ in os.walk(h.mountpoint):
-            if os.path.basename(dirpath) == cid:
-                found.append(dirpath)
-                dirnames[:] = []
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from lifecycle_util import cgroups_named, pid_alive
 
 
 def test_delete_force_cleans_up_after_a_killed_create(pyrun, bundle, tmp_path):
@@ -51,7 +32,7 @@ def test_delete_force_cleans_up_after_a_killed_create(pyrun, bundle, tmp_path):
             import json
 
             record = json.load(f)
-        assert _cgroup_dirs(cid), "the cgroups should exist while create is under way"
+        assert cgroups_named(cid), "the cgroups should exist while create is under way"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         # What the killed create left: its directory, its cgroups.
@@ -60,10 +41,10 @@ def test_delete_force_cleans_up_after_a_killed_create(pyrun, bundle, tmp_path):
         r = pyrun("delete", "--force", cid)
         assert r.returncode == 0, r.err
         assert not os.path.exists(state_dir)
-        assert _cgroup_dirs(cid) == []
+        assert cgroups_named(cid) == []
         init_pid = record.get("pid") or 0
         if init_pid:
-            assert not _alive(init_pid)
+            assert not pid_alive(init_pid)
         assert cid not in pyrun("list", "-q").out.split()
     finally:
         if proc.poll() is None:
@@ -83,7 +64,7 @@ def test_failed_create_leaves_nothing(pyrun, bundle):
     assert r.returncode == 1
     assert "Traceback" not in r.err and r.err.strip()
     assert not os.path.exists(os.path.join(pyrun.root, cid))
-    assert _cgroup_dirs(cid) == []
+    assert cgroups_named(cid) == []
 
 
 def test_memory_limit_too_low_is_explained_and_cleaned_up(pyrun, bundle):
@@ -97,4 +78,4 @@ def test_memory_limit_too_low_is_explained_and_cleaned_up(pyrun, bundle):
     # either the kernel refuses the limit, or the init is OOM-killed: both are said so
     assert "out of memory" in r.err or "memory" in r.err, r.err
     assert not os.path.exists(os.path.join(pyrun.root, cid))
-    assert _cgroup_dirs(cid) == []
+    assert cgroups_named(cid) == []

@@ -3,6 +3,8 @@ not listed are inherited, joining by path, user namespace id maps, time namespac
 import os
 import subprocess
 
+import pytest
+
 from lifecycle_util import assert_one_line_error, host_ns, pid_alive, read, wait_for, wait_for_text
 
 # OCI type -> name under /proc/PID/ns
@@ -208,34 +210,26 @@ def test_user_namespace_without_maps_is_refused(ct, sh):
 
 
 # -- time namespace -------------------------------------------------------------------------------------
-def test_time_namespace_offsets(ct, sh):
+@pytest.mark.parametrize("userns,offsets,expected,boot", [
+    (False, {"monotonic": {"secs": 86400, "nanosecs": 0}, "boottime": {"secs": 172800, "nanosecs": 0}},
+     {"monotonic": ["86400", "0"], "boottime": ["172800", "0"]}, 172800),
+    (True, {"boottime": {"secs": 3600, "nanosecs": 500}}, {"monotonic": ["0", "0"], "boottime": ["3600", "500"]},
+     3600),
+], ids=["plain", "with-user-namespace"])
+def test_time_namespace_offsets(ct, sh, userns, offsets, expected, boot):
     b = sh("cat /proc/self/timens_offsets; cat /proc/uptime")
-    b.namespaces("pid", "network", "ipc", "uts", "mount", "time")
-    b.linux["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 0},
-                              "boottime": {"secs": 172800, "nanosecs": 0}}
+    b.namespaces("pid", "network", "ipc", "uts", "mount", "time", *(("user",) if userns else ()))
+    if userns:
+        with_userns(b)
+    b.linux["timeOffsets"] = offsets
     b.write()
     before = float(read("/proc/uptime").split()[0])
     out = ct.output(b)
     after = float(read("/proc/uptime").split()[0])
-    offsets = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[:2]}
-    assert offsets == {"monotonic": ["86400", "0"], "boottime": ["172800", "0"]}
+    seen = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[:2]}
+    assert seen == expected
     uptime = float(out.splitlines()[2].split()[0])
-    assert before + 172800 - 1 <= uptime <= after + 172800 + 1, (before, uptime, after)
-
-
-def test_time_namespace_offsets_with_user_namespace(ct, sh):
-    b = sh("cat /proc/self/timens_offsets; cat /proc/uptime")
-    b.namespaces("pid", "network", "ipc", "uts", "mount", "time", "user")
-    with_userns(b)
-    b.linux["timeOffsets"] = {"boottime": {"secs": 3600, "nanosecs": 500}}
-    b.write()
-    before = float(read("/proc/uptime").split()[0])
-    out = ct.output(b)
-    after = float(read("/proc/uptime").split()[0])
-    offsets = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[:2]}
-    assert offsets == {"monotonic": ["0", "0"], "boottime": ["3600", "500"]}
-    uptime = float(out.splitlines()[2].split()[0])
-    assert before + 3600 - 1 <= uptime <= after + 3600 + 1
+    assert before + boot - 1 <= uptime <= after + boot + 1, (before, uptime, after)
 
 
 def test_time_namespace_without_offsets_is_the_hosts_clock(ct, sh):

@@ -16,18 +16,9 @@ import tempfile
 import pytest
 
 from images import IMAGE, oci_image_tar
+from lifecycle_util import cgroups_named
 
 HOST_DIRS = ("/run/containers", "/run/libpod")
-
-
-def _cgroup_dirs(name: str) -> list[str]:
-    found = []
-    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
-        if name in dirnames:
-            found.append(os.path.join(dirpath, name))
-        if dirpath.count("/") > 6:
-            dirnames[:] = []
-    return found
 
 
 class Podman:
@@ -58,7 +49,7 @@ def podman(rootfs, pyrun_launcher):
         if shutil.which(tool) is None:
             pytest.skip("%s is not installed (apt-get install podman)" % tool)
     had = {d: os.path.exists(d) for d in HOST_DIRS}
-    had_parent = bool(_cgroup_dirs("libpod_parent"))
+    had_parent = bool(cgroups_named("libpod_parent"))
     base = tempfile.mkdtemp(prefix="pyrun-podman-", dir="/tmp")
     pm = Podman(base, pyrun_launcher)
     try:
@@ -78,7 +69,7 @@ def podman(rootfs, pyrun_launcher):
             if not existed:
                 shutil.rmtree(d, ignore_errors=True)
         if not had_parent:  # podman's parent cgroup and conmon's under it: empty now, removed bottom-up
-            for top in _cgroup_dirs("libpod_parent"):
+            for top in cgroups_named("libpod_parent"):
                 for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
                     try:
                         os.rmdir(dirpath)
