@@ -126,13 +126,6 @@ def prctl(option, a2=0, a3=0, a4=0, a5=0):
     return _check(lib.prctl(option, a2, a3, a4, a5), "prctl(%d)" % option)
 
 
-def capget(pid=0):
-    """Return (effective, permitted, inheritable) as 64-bit masks."""
-    data = ffi.new("uint32_t[6]")
-    _check(lib.pyrun_capget(_LINUX_CAPABILITY_VERSION_3, pid, data), "capget")
-    return (data[0] | data[3] << 32, data[1] | data[4] << 32, data[2] | data[5] << 32)
-
-
 def capset(effective, permitted, inheritable):
     m = 0xFFFFFFFF
     data = ffi.new("uint32_t[6]", [effective & m, permitted & m, inheritable & m,
@@ -143,3 +136,108 @@ def capset(effective, permitted, inheritable):
 def seccomp_set_filter(program, flags=0):
     """Install a classic BPF program (bytes of struct sock_filter) as this thread's seccomp filter."""
     _check(lib.pyrun_seccomp_filter(flags, len(program) // 8, ffi.from_buffer(program)), "seccomp")
+
+
+# --- file descriptors and paths resolved inside a root -------------------------------------------------
+
+O_PATH = os.O_PATH
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+CLOSE_RANGE_CLOEXEC = 4
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_SYMLINK_NOFOLLOW = 0x100
+
+
+def openat2(dirfd, path, flags, mode=0, resolve=0):
+    """openat2(2): `resolve` bounds the walk (RESOLVE_IN_ROOT: `dirfd` is `/` for every symlink and `..`)."""
+    ret = lib.pyrun_openat2(dirfd, _c(path), flags | os.O_CLOEXEC, mode, resolve)
+    if ret < 0:
+        err = ffi.errno
+        raise OSError(err, os.strerror(err), path)
+    return ret
+
+
+def close_range(first, last=0xFFFFFFFF, cloexec=False):
+    """Close (or mark close-on-exec) every fd from `first` to `last`: needs no /proc."""
+    _check(lib.pyrun_close_range(first, last, CLOSE_RANGE_CLOEXEC if cloexec else 0), "close_range")
+
+
+# --- the new mount API: mounts made detached, shaped, then attached to an fd ---------------------------
+
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+FSOPEN_CLOEXEC = 1
+FSMOUNT_CLOEXEC = 1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOUNT_ATTR_RDONLY = 0x01
+MOUNT_ATTR_NOSUID = 0x02
+MOUNT_ATTR_NODEV = 0x04
+MOUNT_ATTR_NOEXEC = 0x08
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x00
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+
+def open_tree(dirfd, path, flags):
+    return _check(lib.pyrun_open_tree(dirfd, _c(path), flags | OPEN_TREE_CLOEXEC), "open_tree %s" % path)
+
+
+def move_mount(from_fd, to_fd, from_path="", to_path=""):
+    """Attach the detached mount `from_fd` onto what `to_fd` refers to (both fds, no path walked)."""
+    flags = (MOVE_MOUNT_F_EMPTY_PATH if not from_path else 0) | (MOVE_MOUNT_T_EMPTY_PATH if not to_path else 0)
+    _check(lib.pyrun_move_mount(from_fd, _c(from_path), to_fd, _c(to_path), flags), "move_mount")
+
+
+def mount_setattr(fd, attr_set=0, attr_clr=0, propagation=0, userns_fd=0, recursive=False, path=""):
+    flags = (AT_EMPTY_PATH if not path else 0) | (AT_RECURSIVE if recursive else 0)
+    _check(lib.pyrun_mount_setattr(fd, _c(path), flags, attr_set, attr_clr, propagation, userns_fd),
+           "mount_setattr")
+
+
+def fsopen(fstype):
+    return _check(lib.pyrun_fsopen(_c(fstype), FSOPEN_CLOEXEC), "fsopen %s" % fstype)
+
+
+def fsconfig(fd, cmd, key=None, value=None):
+    ret = lib.pyrun_fsconfig(fd, cmd, _c(key) if key is not None else ffi.NULL,
+                             _c(value) if value is not None else ffi.NULL, 0)
+    if ret < 0:
+        err = ffi.errno
+        what = key if value is None else "%s=%s" % (key, value)
+        raise OSError(err, "%s%s" % (os.strerror(err), " (%s)" % what if key else ""))
+
+
+def fsmount(fd, attr_flags=0):
+    return _check(lib.pyrun_fsmount(fd, FSMOUNT_CLOEXEC, attr_flags), "fsmount")
+
+
+def execveat(dirfd, path, argv, env, flags=0):
+    """execveat(2): execute what `dirfd` refers to (with AT_EMPTY_PATH and path ""). Returns only on error."""
+    keep = [ffi.new("char[]", _c(a)) for a in argv] + [ffi.new("char[]", _c(e)) for e in env]
+    cargv = ffi.new("char *[]", keep[:len(argv)] + [ffi.NULL])
+    cenv = ffi.new("char *[]", keep[len(argv):] + [ffi.NULL])
+    _check(lib.pyrun_execveat(dirfd, _c(path), cargv, cenv, flags), "execveat")
+
+
+def bpf(cmd, attr):
+    """bpf(2) with `attr` a cffi buffer (bytes-like, written back by the kernel where it answers)."""
+    buf = ffi.from_buffer(attr)
+    return _check(lib.pyrun_bpf(cmd, buf, len(attr)), "bpf")
+
+
+def keyctl(op, a2=0, a3=0, a4=0, a5=0):
+    if isinstance(a2, (str, bytes)):
+        a2 = ffi.cast("unsigned long", ffi.new("char[]", _c(a2)))
+    return _check(lib.pyrun_keyctl(op, a2, a3, a4, a5), "keyctl")

@@ -18,9 +18,25 @@ ffibuilder.cdef(
     int setdomainname(const char *name, size_t len);
     int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
     long pyrun_capset(unsigned int version, int pid, const uint32_t *data);
-    long pyrun_capget(unsigned int version, int pid, uint32_t *data);
     long pyrun_seccomp_filter(unsigned int flags, unsigned short len, const void *filter);
+    long pyrun_openat2(int dfd, const char *path, unsigned long long flags, unsigned long long mode,
+                       unsigned long long resolve);
     long pyrun_open_tree(int dfd, const char *path, unsigned int flags);
+    long pyrun_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
+                          unsigned int flags);
+    long pyrun_mount_setattr(int dfd, const char *path, unsigned int flags, unsigned long long attr_set,
+                             unsigned long long attr_clr, unsigned long long propagation,
+                             unsigned long long userns_fd);
+    long pyrun_fsopen(const char *fsname, unsigned int flags);
+    long pyrun_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux);
+    long pyrun_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
+    long pyrun_close_range(unsigned int first, unsigned int last, unsigned int flags);
+    long pyrun_execveat(int dfd, const char *path, char *const argv[], char *const envp[], int flags);
+    long pyrun_bpf(int cmd, void *attr, unsigned int size);
+    long pyrun_keyctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
+    long pyrun_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+    long pyrun_sched_setattr(int pid, const void *attr, unsigned int flags);
+    long pyrun_ioprio_set(int which, int who, int ioprio);
     """
 )
 
@@ -66,20 +82,55 @@ ffibuilder.set_source(
         struct pyrun_cap_header h = { version, pid };
         return syscall(SYS_capset, &h, data);
     }
-    static long pyrun_capget(unsigned int version, int pid, uint32_t *data) {
-        struct pyrun_cap_header h = { version, pid };
-        return syscall(SYS_capget, &h, data);
-    }
     static long pyrun_seccomp_filter(unsigned int flags, unsigned short len, const void *filter) {
         struct sock_fprog prog = { len, (struct sock_filter *)filter };
         return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
     }
-    #ifndef SYS_open_tree
-    #define SYS_open_tree 428
-    #endif
-    static long pyrun_open_tree(int dfd, const char *path, unsigned int flags) {
-        return syscall(SYS_open_tree, dfd, path, flags);
+    /* The syscalls below by number (x86_64): glibc 2.36 wraps only some of them. */
+    struct pyrun_open_how { uint64_t flags, mode, resolve; };
+    static long pyrun_openat2(int dfd, const char *path, unsigned long long flags, unsigned long long mode,
+                              unsigned long long resolve) {
+        struct pyrun_open_how how = { flags, mode, resolve };
+        return syscall(437, dfd, path, &how, sizeof how);
     }
+    static long pyrun_open_tree(int dfd, const char *path, unsigned int flags) {
+        return syscall(428, dfd, path, flags);
+    }
+    static long pyrun_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
+                                 unsigned int flags) {
+        return syscall(429, from_dfd, from_path, to_dfd, to_path, flags);
+    }
+    struct pyrun_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+    static long pyrun_mount_setattr(int dfd, const char *path, unsigned int flags, unsigned long long attr_set,
+                                    unsigned long long attr_clr, unsigned long long propagation,
+                                    unsigned long long userns_fd) {
+        struct pyrun_mount_attr a = { attr_set, attr_clr, propagation, userns_fd };
+        return syscall(442, dfd, path, flags, &a, sizeof a);
+    }
+    static long pyrun_fsopen(const char *fsname, unsigned int flags) { return syscall(430, fsname, flags); }
+    static long pyrun_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux) {
+        return syscall(431, fd, cmd, key, value, aux);
+    }
+    static long pyrun_fsmount(int fd, unsigned int flags, unsigned int attr_flags) {
+        return syscall(432, fd, flags, attr_flags);
+    }
+    static long pyrun_close_range(unsigned int first, unsigned int last, unsigned int flags) {
+        return syscall(436, first, last, flags);
+    }
+    static long pyrun_execveat(int dfd, const char *path, char *const argv[], char *const envp[], int flags) {
+        return syscall(322, dfd, path, argv, envp, flags);
+    }
+    static long pyrun_bpf(int cmd, void *attr, unsigned int size) { return syscall(321, cmd, attr, size); }
+    static long pyrun_keyctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
+        return syscall(250, op, a2, a3, a4, a5);
+    }
+    static long pyrun_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode) {
+        return syscall(238, mode, nodemask, maxnode);
+    }
+    static long pyrun_sched_setattr(int pid, const void *attr, unsigned int flags) {
+        return syscall(314, pid, attr, flags);
+    }
+    static long pyrun_ioprio_set(int which, int who, int ioprio) { return syscall(251, which, who, ioprio); }
     """,
 )
 
