@@ -23,7 +23,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE_ROOTFS = os.path.join(REPO, "examples", "busybox", "rootfs")
-ROOT_DIRS = ("integration", "conformance")
+ROOT_DIRS = ("integration", "conformance", "security")
 
 
 def in_ci() -> bool:
