@@ -258,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         if opts.get("help"):
             sys.stdout.write(_help(command))
             return 0
+        if command in ("create", "run", "exec"):
+            # These start processes a container can see: from a read-only copy of the runtime only.
+            from runtime import sealed
+
+            sealed.ensure()
         ctx = Context(g)
         if ctx.systemd_cgroup:
             raise PyrunError("systemd cgroup driver is not supported by pyrun (drop --systemd-cgroup)")

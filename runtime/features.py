@@ -12,13 +12,13 @@ def features_document() -> dict:
     from runtime import OCI_VERSION
     from runtime import seccomp
     from runtime.init.capabilities import NAMES
-    from runtime.rootfs import MOUNT_FLAGS, PROPAGATION
+    from runtime.rootfs import MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
 
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
-        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION)),
+        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | RECURSIVE_ATTRS),
         "linux": {
             "namespaces": list(NAMESPACES),
             "capabilities": list(NAMES),

@@ -1,15 +1,19 @@
 """The container's root filesystem, built inside its new mount namespace before the user process runs:
 propagation, the rootfs bind, `mounts` in order, /dev, pivot_root, then masked and read-only paths.
 
-Every destination is resolved inside the rootfs as if the rootfs were `/` (symlinks included), so a
-symlink in the image cannot send a mount out of it."""
+Every destination is opened inside the rootfs by fd (runtime.inroot: openat2 with RESOLVE_IN_ROOT, so
+symlinks and `..` resolve as if the rootfs were `/`), and every mount is built detached with all its
+attributes and attached to that fd (runtime.mountfd): no path is walked twice, so neither a symlink in
+the image nor one swapped in by another container can send a mount, or a read-only remount, elsewhere."""
 from __future__ import annotations
 
 import os
 import stat
 
+from runtime import inroot, mountfd
 from runtime import linux as L
 from runtime.errors import ConfigError, PyrunError
+from runtime.mountfd import Attrs
 
 # option: (clears the flag?, flag)
 MOUNT_FLAGS = {
@@ -30,15 +34,11 @@ PROPAGATION = {
     "rshared": L.MS_SHARED | L.MS_REC, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE | L.MS_REC,
     "unbindable": L.MS_UNBINDABLE, "runbindable": L.MS_UNBINDABLE | L.MS_REC,
 }
-# statvfs f_flag bits that a bind remount must keep (the kernel locks them in a user namespace).
-_ST_KEEP = ((1, L.MS_RDONLY), (2, L.MS_NOSUID), (4, L.MS_NODEV), (8, L.MS_NOEXEC), (1024, L.MS_NOATIME),
-            (2048, L.MS_NODIRATIME), (4096, L.MS_RELATIME))
-_ATIME = L.MS_NOATIME | L.MS_RELATIME | L.MS_STRICTATIME
-
-# runc's recursive mount attributes (mount_setattr with AT_RECURSIVE), which pyrun does not implement.
+# Recursive mount attributes (mount_setattr with AT_RECURSIVE): `r` + a per-mount option above.
 RECURSIVE_ATTRS = frozenset(("rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime",
                              "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime",
                              "rnostrictatime", "rnosymfollow", "rsymfollow"))
+_BIND_ONLY = L.MS_BIND | L.MS_REC | L.MS_REMOUNT
 
 DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
                    ("tty", 5, 0))
@@ -46,91 +46,40 @@ DEV_LINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self
              ("/proc/self/fd/2", "stderr"))
 
 
-def parse_options(options) -> tuple[int, list[int], str]:
-    """(mount flags, propagation flags to apply afterwards, data string for the filesystem)."""
-    flags, prop, data = 0, [], []
+class Options:
+    """A mount's options: legacy flags set and explicitly cleared, propagation changes to apply once it
+    is attached, the filesystem's data string, and the recursive attributes."""
+
+    def __init__(self, flags: int, cleared: int, propagation: list, data: str, recursive: Attrs):
+        self.flags, self.cleared, self.propagation, self.data, self.recursive = (flags, cleared, propagation,
+                                                                                 data, recursive)
+
+
+def parse_options(options) -> Options:
+    flags, cleared, prop, data = 0, 0, [], []
+    rflags, rcleared = 0, 0
     for opt in options:
         if opt in MOUNT_FLAGS:
             clear, f = MOUNT_FLAGS[opt]
-            flags = flags & ~f if clear else flags | f
+            if clear:
+                flags, cleared = flags & ~f, cleared | f
+            else:
+                flags, cleared = flags | f, cleared & ~f
         elif opt in PROPAGATION:
             prop.append(PROPAGATION[opt])
-        elif opt in ("tmpcopyup", "idmap", "ridmap") or opt in RECURSIVE_ATTRS:
-            # Refused rather than passed on as data, which a bind mount ignores: "rro" would come out writable.
+        elif opt in RECURSIVE_ATTRS:
+            clear, f = MOUNT_FLAGS[opt[1:]]
+            if clear:
+                rflags, rcleared = rflags & ~f, rcleared | f
+            else:
+                rflags, rcleared = rflags | f, rcleared & ~f
+        elif opt in ("tmpcopyup", "idmap", "ridmap"):
+            # Refused rather than passed on as data, which a bind mount ignores: the mount would come out
+            # without what was asked.
             raise ConfigError("mount option %r is not supported by pyrun" % opt)
         else:
             data.append(opt)
-    return flags, prop, ",".join(data)
-
-
-def secure_join(root: str, unsafe: str) -> str:
-    """`root`/`unsafe` with every symlink resolved as if `root` were `/`: the result never leaves root."""
-    pending = [p for p in unsafe.split("/") if p not in ("", ".")]
-    pending.reverse()
-    parts: list[str] = []
-    links = 0
-    while pending:
-        p = pending.pop()
-        if p == "..":
-            if parts:
-                parts.pop()
-            continue
-        full = os.path.join(root, *parts, p)
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            parts.append(p)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > 255:
-                raise PyrunError("too many levels of symbolic links resolving %s in the rootfs" % unsafe)
-            target = os.readlink(full)
-            if target.startswith("/"):
-                parts = []
-            pending.extend(reversed([t for t in target.split("/") if t not in ("", ".")]))
-            continue
-        parts.append(p)
-    return os.path.join(root, *parts)
-
-
-def _mkdirs(path: str) -> None:
-    try:
-        os.makedirs(path, 0o755, exist_ok=True)
-    except FileExistsError:
-        pass
-    except OSError as e:
-        raise PyrunError("creating mount point %s: %s" % (path, e.strerror)) from None
-
-
-def _mode_of(path: str):
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        return None
-
-
-def _touch(path: str) -> None:
-    _mkdirs(os.path.dirname(path))
-    if not os.path.lexists(path):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-
-
-def _locked_flags(path: str) -> int:
-    try:
-        f = os.statvfs(path).f_flag
-    except OSError:
-        return 0
-    return sum(ms for st, ms in _ST_KEEP if f & st)
-
-
-def bind_remount(path: str, flags: int) -> None:
-    """Apply flags to a bind mount. Flags of the source that the kernel locks are kept; atime flags are
-    taken from `flags` when it sets any."""
-    locked = _locked_flags(path)
-    if flags & _ATIME:
-        locked &= ~_ATIME
-    L.mount(None, path, None, (flags | locked) & ~L.MS_REC | L.MS_BIND | L.MS_REMOUNT | (flags & L.MS_REC))
+    return Options(flags, cleared, prop, ",".join(data), Attrs(rflags, rcleared))
 
 
 class RootfsBuilder:
@@ -141,6 +90,7 @@ class RootfsBuilder:
         self.cgroupns = cgroupns
         self.root = cfg.root_path
         self.in_userns = in_userns
+        self.rootfd = -1
         self.dev_bound = any(m.destination == "/dev" and ("bind" in m.options or "rbind" in m.options
                                                           or m.type == "bind") for m in cfg.mounts)
 
@@ -152,6 +102,8 @@ class RootfsBuilder:
         if not os.path.isdir(self.root):
             raise ConfigError("rootfs (%s) does not exist" % self.root)
         L.mount(self.root, self.root, "bind", L.MS_BIND | L.MS_REC)
+        # Opened after the bind, so what is attached below its descendants lands in our bind mount.
+        self.rootfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for m in self.cfg.mounts:
             self.mount_one(m)
         if not self.dev_bound:
@@ -159,57 +111,59 @@ class RootfsBuilder:
         self.root_propagation = prop
 
     def mount_one(self, m) -> None:
-        flags, prop, data = parse_options(m.options)
+        o = parse_options(m.options)
         typ = m.type
-        bind = bool(flags & L.MS_BIND) or typ == "bind"
-        if typ in ("proc", "sysfs"):
-            raw = os.path.join(self.root, m.destination.lstrip("/"))
-            if os.path.islink(raw):
+        bind = bool(o.flags & L.MS_BIND) or typ == "bind"
+        src = None
+        if bind:
+            src = m.source or ""
+            if not src.startswith("/"):
+                src = os.path.join(self.cfg.bundle, src)
+            if not os.path.exists(src):
+                raise PyrunError("bind mount source %s: no such file or directory" % src)
+        existed = typ == "tmpfs" and "mode=" not in o.data and inroot.exists_in_root(self.rootfd, m.destination)
+        try:
+            target = inroot.open_or_make(self.rootfd, m.destination, not bind or os.path.isdir(src),
+                                         nofollow=typ in ("proc", "sysfs"))
+        except OSError as e:
+            if e.errno == 40:  # ELOOP under RESOLVE_NO_SYMLINKS
                 raise PyrunError("%s cannot be mounted on %s: it must be mounted on ordinary directory, not a "
-                                 "symlink" % (typ, m.destination))
-        dest = secure_join(self.root, m.destination)
+                                 "symlink" % (typ, m.destination)) from None
+            raise
+        mnt = -1
         try:
             if bind:
-                self._bind(m, dest, flags)
+                mnt = mountfd.bind(src, target, bool(o.flags & L.MS_REC), Attrs(o.flags & ~_BIND_ONLY, o.cleared),
+                                   o.recursive, self.in_userns)
             elif typ == "cgroup":
-                self._cgroup(dest, flags)
+                mnt = self._cgroup(target, o.flags)
             else:
                 # As runc: a tmpfs over an existing directory takes that directory's mode (unless mode= is
                 # given: runc 1.1 overrode even that, 1.2 honours it).
-                keep_mode = _mode_of(dest) if typ == "tmpfs" and "mode=" not in data else None
-                _mkdirs(dest)
+                keep_mode = stat.S_IMODE(os.stat(target).st_mode) if existed else None
                 try:
-                    L.mount(m.source or typ or "none", dest, typ, flags & ~L.MS_REMOUNT, data)
+                    mnt = mountfd.new_fs(typ, m.source or typ or "none", o.flags & ~L.MS_REMOUNT, o.data, target,
+                                         o.recursive)
                     if keep_mode is not None:
-                        os.chmod(dest, keep_mode)
+                        os.chmod("/proc/self/fd/%d" % mnt, keep_mode)
                 except PermissionError:
                     if not self.in_userns or typ not in ("sysfs", "mqueue"):
                         raise
                     # A user namespace without its own net (sysfs) or ipc (mqueue) namespace may not
                     # mount a fresh instance: bind the host's, as runc does.
-                    L.mount("/sys" if typ == "sysfs" else "/dev/mqueue", dest, None, L.MS_BIND | L.MS_REC)
-                    bind_remount(dest, flags | L.MS_REC)
-            for p in prop:
-                L.mount(None, dest, None, p)
+                    mnt = mountfd.bind("/sys" if typ == "sysfs" else "/dev/mqueue", target, True,
+                                       Attrs(o.flags), o.recursive, True)
+            for p in o.propagation:
+                mountfd.set_propagation(mnt, p)
         except OSError as e:
             raise PyrunError("mounting %s on %s (type %s): %s" % (m.source, m.destination, typ,
                                                                  e.strerror or e)) from None
+        finally:
+            if mnt >= 0:
+                os.close(mnt)
+            os.close(target)
 
-    def _bind(self, m, dest: str, flags: int) -> None:
-        src = m.source or ""
-        if not src.startswith("/"):
-            src = os.path.join(self.cfg.bundle, src)
-        if not os.path.exists(src):
-            raise PyrunError("bind mount source %s: no such file or directory" % src)
-        if os.path.isdir(src):
-            _mkdirs(dest)
-        else:
-            _touch(dest)
-        L.mount(src, dest, None, L.MS_BIND | (flags & L.MS_REC))
-        if flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT):
-            bind_remount(dest, flags)
-
-    def _cgroup(self, dest: str, flags: int) -> None:
+    def _cgroup(self, target: int, flags: int) -> int:
         """A `cgroup` mount shows the container its own cgroup only. With a cgroup namespace the kernel
         does that for a fresh cgroupfs mount; without one, the container's directories are bound."""
         from runtime.cgroups import mounts
@@ -217,67 +171,87 @@ class RootfsBuilder:
         layout = mounts.detect()
         own = None if self.cgroupns else _own_cgroups()
         base = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
-        _mkdirs(dest)
         if layout.mode == "v2":
-            self._cgroup_one(dest, layout.unified, own, "cgroup2", "", flags | base)
-            return
-        L.mount("tmpfs", dest, "tmpfs", base, "mode=755")
-        for h in layout.v1:
-            name = os.path.basename(h.mountpoint)
-            opts = ",".join(("name=" + c[5:]) if c.startswith("name=") else c for c in h.controllers)
-            self._cgroup_one(os.path.join(dest, name), h, own, "cgroup", opts, flags | base)
+            return self._cgroup_one(target, layout.unified, own, "cgroup2", "", flags | base)
+        tmp = mountfd.new_fs("tmpfs", "tmpfs", base, "mode=755", target)
+        try:
+            for h in layout.v1:
+                name = os.path.basename(h.mountpoint)
+                opts = ",".join(("name=" + c[5:]) if c.startswith("name=") else c for c in h.controllers)
+                os.mkdir(name, 0o755, dir_fd=tmp)
+                sub = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmp)
+                try:
+                    os.close(self._cgroup_one(sub, h, own, "cgroup", opts, flags | base))
+                finally:
+                    os.close(sub)
+        except BaseException:
+            os.close(tmp)
+            raise
         # As runc 1.1: on a hybrid host the cgroup2 "unified" mount is not shown, and the tmpfs holding
         # the hierarchies stays writable (each hierarchy carries the mount's flags).
+        return tmp
 
-    def _cgroup_one(self, target: str, h, own, fstype: str, data: str, flags: int) -> None:
-        _mkdirs(target)
+    def _cgroup_one(self, target: int, h, own, fstype: str, data: str, flags: int) -> int:
         if own is None:
             # runc names the systemd hierarchy's source "systemd", every other one "cgroup"
-            L.mount("systemd" if data == "name=systemd" else "cgroup", target, fstype, flags, data or None)
-            return
+            return mountfd.new_fs(fstype, "systemd" if data == "name=systemd" else "cgroup", flags, data, target)
         key = "" if fstype == "cgroup2" else (h.controllers[0][5:] if h.controllers[0].startswith("name=")
                                               else h.controllers[0])
         inner = own.get(key, "/")
-        L.mount(os.path.join(h.mountpoint, inner.lstrip("/")), target, None, L.MS_BIND | L.MS_REC)
-        bind_remount(target, flags)
+        return mountfd.bind(os.path.join(h.mountpoint, inner.lstrip("/")), target, True, Attrs(flags),
+                            in_userns=self.in_userns)
 
     def create_devices(self) -> None:
-        dev = secure_join(self.root, "/dev")
-        _mkdirs(dev)
+        dev = inroot.mkdir_all(self.rootfd, "/dev")
         old = os.umask(0)
         try:
             for name, major, minor in DEFAULT_DEVICES:
-                self._device(os.path.join(dev, name), "c", major, minor, 0o666, 0, 0)
+                self._device(dev, name, "/dev/" + name, "c", major, minor, 0o666, 0, 0)
             for d in self.cfg.linux.devices:
-                mode = d.file_mode if d.file_mode is not None else 0o666
-                self._device(secure_join(self.root, d.path), d.type, d.major, d.minor, mode, d.uid or 0, d.gid or 0)
+                parent, name = inroot.split(d.path)
+                if not name:
+                    raise ConfigError("linux.devices: %r is not a device path" % d.path)
+                pfd = inroot.mkdir_all(self.rootfd, parent)
+                try:
+                    mode = d.file_mode if d.file_mode is not None else 0o666
+                    self._device(pfd, name, d.path, d.type, d.major, d.minor, mode, d.uid or 0, d.gid or 0)
+                finally:
+                    os.close(pfd)
+            for target, name in DEV_LINKS:
+                if not _lexists(name, dev):
+                    os.symlink(target, name, dir_fd=dev)
+            if _lexists("ptmx", dev):
+                os.unlink("ptmx", dir_fd=dev)
+            os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
         finally:
             os.umask(old)
-        for target, name in DEV_LINKS:
-            path = os.path.join(dev, name)
-            if not os.path.lexists(path):
-                os.symlink(target, path)
-        ptmx = os.path.join(dev, "ptmx")
-        if os.path.lexists(ptmx):
-            os.unlink(ptmx)
-        os.symlink("pts/ptmx", ptmx)
+            os.close(dev)
 
-    def _device(self, path: str, typ: str, major: int, minor: int, mode: int, uid: int, gid: int) -> None:
+    def _device(self, pfd: int, name: str, path: str, typ: str, major: int, minor: int, mode: int, uid: int,
+                gid: int) -> None:
+        """The node `name` in the directory `pfd` (the device `path` of the config)."""
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
         if typ not in kinds:
             raise ConfigError("linux.devices: %s has unknown type %r" % (path, typ))
-        _mkdirs(os.path.dirname(path))
-        if os.path.lexists(path):
-            if os.path.isdir(path) and not os.path.islink(path):
+        if _lexists(name, pfd):
+            if stat.S_ISDIR(os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
                 raise PyrunError("device %s: a directory is in the way" % path)
-            os.unlink(path)
+            os.unlink(name, dir_fd=pfd)
         if self.in_userns:
-            host = "/dev/%s" % os.path.basename(path)
-            _touch(path)
-            L.mount(host if os.path.exists(host) else "/dev/null", path, None, L.MS_BIND)
+            # Nodes cannot be made in a user namespace: the host's node at the same path is bound.
+            if not os.path.exists(path):
+                raise PyrunError("linux.devices: %s: not on the host (in a user namespace devices are bound "
+                                 "from the host)" % path)
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                             dir_fd=pfd))
+            target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            try:
+                os.close(mountfd.bind(path, target, False))
+            finally:
+                os.close(target)
             return
-        os.mknod(path, kinds[typ] | (mode & 0o7777), os.makedev(major, minor))
-        os.chown(path, uid, gid)
+        os.mknod(name, kinds[typ] | (mode & 0o7777), os.makedev(major, minor), dir_fd=pfd)
+        os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
 
     def pivot(self, no_pivot: bool) -> None:
         if no_pivot:
@@ -300,31 +274,61 @@ class RootfsBuilder:
                 os.close(old)
                 os.close(new)
             os.chdir("/")
+        if self.rootfd >= 0:
+            os.close(self.rootfd)
+            self.rootfd = -1
         if self.root_propagation & ~L.MS_REC != L.MS_SLAVE:
             L.mount(None, "/", None, self.root_propagation)
 
     def finish(self) -> None:
         """After pivot_root: read-only paths, masked paths, then the read-only root."""
-        for p in self.cfg.linux.readonly_paths:
-            if os.path.lexists(p):
-                L.mount(p, p, None, L.MS_BIND | L.MS_REC)
-                bind_remount(p, L.MS_RDONLY | L.MS_REC)
-        for p in self.cfg.linux.masked_paths:
-            mask_path(p)
-        if self.cfg.root_readonly:
-            bind_remount("/", L.MS_RDONLY)
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for p in self.cfg.linux.readonly_paths:
+                fd = _open_if_there(root, p)
+                if fd is not None:
+                    try:
+                        os.close(mountfd.bind(fd, fd, True, rattrs=Attrs(L.MS_RDONLY)))
+                    except OSError as e:
+                        raise PyrunError("linux.readonlyPaths: %s: %s" % (p, e.strerror)) from None
+                    finally:
+                        os.close(fd)
+            for p in self.cfg.linux.masked_paths:
+                fd = _open_if_there(root, p)
+                if fd is not None:
+                    try:
+                        mask(fd)
+                    except OSError as e:
+                        raise PyrunError("linux.maskedPaths: %s: %s" % (p, e.strerror)) from None
+                    finally:
+                        os.close(fd)
+            if self.cfg.root_readonly:
+                L.mount_setattr(root, L.MOUNT_ATTR_RDONLY)
+        finally:
+            os.close(root)
 
 
-def mask_path(p: str) -> None:
+def mask(fd: int) -> None:
     """Directories get an empty read-only tmpfs, anything else /dev/null bound over it."""
-    try:
-        st = os.stat(p)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    if stat.S_ISDIR(st.st_mode):
-        L.mount("tmpfs", p, "tmpfs", L.MS_RDONLY)
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.close(mountfd.new_fs("tmpfs", "tmpfs", L.MS_RDONLY, "", fd))
     else:
-        L.mount("/dev/null", p, None, L.MS_BIND)
+        os.close(mountfd.bind("/dev/null", fd, False))
+
+
+def _open_if_there(root: int, path: str):
+    try:
+        return inroot.open_in_root(root, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _own_cgroups() -> dict[str, str]:

@@ -23,6 +23,7 @@ from runtime import linux as L
 from runtime.errors import PyrunError
 from runtime.init.namespaces import NamespacePlan, join, unshare_late, write_id_maps, become_root_in_userns
 from runtime.init.sync import Channel, ChannelClosed, ChildError
+from runtime.state import EXEC_FIFO as S_EXEC_FIFO
 
 
 class InitOptions:
@@ -55,7 +56,9 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
                 entry.enter()
             from runtime.init.process import close_fds_except
 
-            keep = [child.rfd, child.wfd, state_fd] + [fd for _, fd in join_fds]
+            from runtime import sealed
+
+            keep = [child.rfd, child.wfd, state_fd] + [fd for _, fd in join_fds] + sealed.held()
             keep += range(3, 3 + opts.preserve_fds)
             if opts.console is not None:
                 keep.append(opts.console.theirs.fileno())
@@ -191,21 +194,33 @@ def _intermediate(plan: NamespacePlan, join_fds, chan: Channel) -> None:
 
 
 def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int) -> None:
-    """Child half; returns only by raising (the final step is execve)."""
+    """Child half; returns only by raising (the final step is execve).
+
+    What a process in the container could reach through this init is kept to nothing: it is not
+    dumpable from the start, holds no directory of the host once it pivots (the state directory is
+    dropped for an O_PATH fd of the exec fifo, the runtime's own code fds are closed before pivot_root),
+    reads kernel facts (cap_last_cap, setgroups) before the rootfs can fake them, and has dropped to the
+    process's identity, capabilities and seccomp filter before it reports ready and waits for `start`, as
+    runc's init does (so an `exec` into a created container meets an unprivileged process)."""
+    from runtime.init import capabilities as caps
     from runtime.init import process as P
     from runtime.rootfs import RootfsBuilder
 
+    L.prctl(L.PR_SET_DUMPABLE, 0)
     _die_on_signals()
     host_pid = int(chan.expect("go"))
     _preload(cfg)
+    caps.last_cap()  # read (and kept) now: after pivot_root /proc may be the image's own files
     in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths)
-    # Before taking the user namespace's root: from then on the init is not dumpable and its /proc files
-    # belong to the host's root, out of its reach (timens_offsets), as is the 0700 state directory.
+    # Before taking the user namespace's root: from then on the init's /proc files belong to the host's
+    # root, out of its reach (timens_offsets), as is the 0700 state directory.
     unshare_late(plan, cfg)
-    fifo_path = os.open("exec.fifo", os.O_PATH | os.O_CLOEXEC, dir_fd=state_fd)
+    fifo = os.open(S_EXEC_FIFO, os.O_PATH | os.O_CLOEXEC, dir_fd=state_fd)
+    os.close(state_fd)
     P.set_oom_score_adj(cfg.process.oom_score_adj)
     if plan.new_user:
         become_root_in_userns(cfg)
+    setgroups_ok = not plan.new_user or _setgroups_allowed()
     if "mount" not in plan.new and not any(t == "mount" for t, _ in plan.join_paths):
         raise PyrunError("linux.namespaces: a mount namespace is required")
     rootfs = RootfsBuilder(cfg, in_userns, "cgroup" in plan.new or any(t == "cgroup" for t, _ in plan.join_paths))
@@ -222,6 +237,9 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         from runtime.seccomp import compile_filter
 
         seccomp_program = compile_filter(cfg.linux.seccomp)
+    from runtime import sealed
+
+    sealed.close_held()  # the runtime's own code (read-only): not to be reachable from the container either
     rootfs.pivot(opts.no_pivot)
     if opts.console is not None:
         from runtime.console import attach_pty
@@ -231,8 +249,8 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         L.sethostname(cfg.hostname)
     if cfg.domainname is not None:
         L.setdomainname(cfg.domainname)
-    for key, value in cfg.linux.sysctl.items():
-        _write_sysctl(key, value)
+    if cfg.linux.sysctl:
+        _write_sysctls(cfg.linux.sysctl)
     try:  # as runc: a missing cwd is made, before the root goes read-only
         os.makedirs(cfg.process.cwd, 0o755, exist_ok=True)
     except OSError as e:
@@ -243,23 +261,32 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     exe = P.lookup_executable(proc.args[0], proc.env)
     os.chdir("/")
     P.set_rlimits(proc.rlimits)
+    env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok)
     chan.send("ready")
     chan.close()
-    # Block until `start` opens the other end: O_WRONLY on a fifo waits for a reader.
-    try:
-        fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
-    except PermissionError:  # a user namespace's root: reopen the fifo held since before (as runc does)
-        fifo = os.open("/proc/self/fd/%d" % fifo_path, os.O_WRONLY | os.O_CLOEXEC)
-    os.write(fifo, b"0")
-    os.close(fifo)
-    os.close(fifo_path)
-    os.close(state_fd)
+    _wait_for_start(fifo)
     if cfg.hooks["startContainer"]:
         from runtime.hooks import run_hooks
 
         run_hooks(cfg.hooks["startContainer"], opts.hook_state("created", host_pid), "startContainer")
-    setgroups_ok = not plan.new_user or _setgroups_allowed()
-    P.finalize_and_exec(proc, exe, opts.preserve_fds, seccomp_program, opts.warn, setgroups_ok)
+    P.exec_process(proc, exe, env, opts.preserve_fds)
+
+
+def _wait_for_start(fifo: int) -> None:
+    """Block until `start` opens the fifo's other end (O_WRONLY on a fifo waits for a reader), write the
+    byte it waits for. The fifo is reopened from the O_PATH fd held since before pivot_root (the state
+    directory is long closed, and the process may no longer be root), through this process's fd table
+    in /proc, checked to be procfs so an image cannot plant a /proc/self/fd of its own."""
+    fds = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if L.fs_type(fds) != L.PROC_SUPER_MAGIC:
+            raise PyrunError("/proc/self/fd in the container is not on procfs: refusing to go on")
+        w = os.open(str(fifo), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds)
+    finally:
+        os.close(fds)
+    os.write(w, b"0")
+    os.close(w)
+    os.close(fifo)
 
 
 _STAY = (9, 13, 17, 18, 19, 20, 21, 22, 23, 28)  # KILL PIPE CHLD CONT STOP TSTP TTIN TTOU URG WINCH
@@ -300,10 +327,25 @@ def _setgroups_allowed() -> bool:
         return True
 
 
-def _write_sysctl(key: str, value: str) -> None:
-    path = "/proc/sys/" + key.replace(".", "/")
+def _write_sysctls(sysctl: dict) -> None:
+    """Written through the container's /proc/sys, checked to be procfs: a rootfs without a /proc mount
+    (or with files of its own there) must not turn a sysctl into a silent file write."""
     try:
-        with open(path, "w") as f:
-            f.write(value)
+        d = os.open("/proc/sys", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
-        raise PyrunError("linux.sysctl: writing %s=%s: %s" % (key, value, e.strerror)) from None
+        raise PyrunError("linux.sysctl: /proc/sys in the container: %s" % e.strerror) from None
+    try:
+        if L.fs_type(d) != L.PROC_SUPER_MAGIC:
+            raise PyrunError("linux.sysctl: /proc/sys in the container is not procfs (is /proc mounted?)")
+        for key, value in sysctl.items():
+            try:
+                fd = L.openat2(d, key.replace(".", "/"), os.O_WRONLY | os.O_TRUNC, 0,
+                               L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_XDEV)
+                try:
+                    os.write(fd, value.encode())
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                raise PyrunError("linux.sysctl: writing %s=%s: %s" % (key, value, e.strerror)) from None
+    finally:
+        os.close(d)

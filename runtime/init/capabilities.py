@@ -13,12 +13,20 @@ NAMES = (
 NUMBERS = {name: i for i, name in enumerate(NAMES)}
 
 
+_LAST = []
+
+
 def last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except OSError:
-        return len(NAMES) - 1
+    """The kernel's highest capability number, read once, on the host side: an init calls this before
+    pivot_root, after which /proc/sys/kernel/cap_last_cap may be a file of the image (a "0" there would
+    leave every capability above CAP_CHOWN in the bounding set)."""
+    if not _LAST:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+                _LAST.append(int(f.read()))
+        except (OSError, ValueError):
+            _LAST.append(len(NAMES) - 1)
+    return _LAST[0]
 
 
 def mask(names, warn=None) -> int:

@@ -50,7 +50,9 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                 entry.enter()
             from runtime.init.process import close_fds_except
 
-            keep = [child.rfd, child.wfd] + [fd for _, fd in fds] + list(range(3, 3 + preserve_fds))
+            from runtime import sealed
+
+            keep = [child.rfd, child.wfd] + [fd for _, fd in fds] + list(range(3, 3 + preserve_fds)) + sealed.held()
             if console is not None:
                 keep.append(console.theirs.fileno())
             close_fds_except(keep)
@@ -120,6 +122,11 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
         from runtime.seccomp import compile_filter
 
         seccomp_program = compile_filter(cfg.linux.seccomp)
+    from runtime import sealed
+    from runtime.init import capabilities
+
+    capabilities.last_cap()  # read on the host: the container's /proc may be the image's own files
+    sealed.close_held()  # nothing of the runtime's own files is reachable once we are inside
     join(fds)
     pid = L.clone(0)
     if pid != 0:

@@ -119,27 +119,20 @@ def apply_capabilities(c: dict, warn=None) -> None:
 
 
 def mark_fds_cloexec(keep_below: int) -> None:
-    """Nothing of ours leaks into the container: every fd at or above 3+preserve-fds closes on exec."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= keep_below:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass
+    """Nothing of ours leaks into the container: every fd at or above 3+preserve-fds closes on exec.
+    close_range needs no /proc (which, in the container, may be the image's own files)."""
+    L.close_range(keep_below, cloexec=True)
 
 
 def close_fds_except(keep) -> None:
     """A freshly cloned child holds copies of all the parent's fds, among them the container directory's
     lock (a flock lasts while any copy is open) and the --log file. Keep only what this child uses."""
-    keep = set(keep)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    first = 3
+    for fd in sorted(set(k for k in keep if k >= 3)):
+        if fd > first:
+            L.close_range(first, fd - 1)
+        first = fd + 1
+    L.close_range(first)
 
 
 def reset_signals() -> None:
@@ -151,9 +144,11 @@ def reset_signals() -> None:
         _signal.signal(s, _signal.SIG_DFL)
 
 
-def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=None, warn=None,
-                      userns_setgroups=True) -> None:
-    """Drop to the process's identity and privileges and replace ourselves with it. Never returns."""
+def drop_privileges(proc, seccomp_program=None, warn=None, userns_setgroups=True) -> dict:
+    """Take the process's identity, cwd, capabilities, no_new_privs and seccomp filter, in runc's order;
+    returns the environment to exec with. Runs before the init waits for `start` (and right before an
+    exec'd process starts), so every error here fails `create`, and nothing in the container ever meets
+    a privileged init."""
     c = proc.capabilities
     if c is None:  # as runc: no capabilities object means none at all, not the runtime's own
         c = {k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
@@ -165,16 +160,16 @@ def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=
         from runtime.seccomp import install
 
         install(seccomp_program, False)
-    if c is not None:
-        drop_bounding(caps.mask(c["bounding"], warn))
+    drop_bounding(caps.mask(c["bounding"], warn))
+    # As runc: cwd first as root (a directory the runtime may enter but the user cannot), again as the
+    # user if root was refused.
+    in_cwd = _chdir(proc.cwd, permission_ok=True)
     switch_user(proc.user, not userns_setgroups)
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as e:
-        raise PyrunError("chdir to cwd (%r) set in config.json failed: %s" % (proc.cwd, e.strerror)) from None
-    if c is not None:
-        apply_capabilities(c, warn)
+    if not in_cwd:
+        _chdir(proc.cwd, permission_ok=False)
+    _check_cwd(proc.cwd)
+    apply_capabilities(c, warn)
     if proc.no_new_privileges:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp_program is not None and proc.no_new_privileges:
@@ -182,12 +177,48 @@ def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=
         from runtime.seccomp import install
 
         install(seccomp_program, True)
+    return env
+
+
+def _chdir(cwd: str, permission_ok: bool) -> bool:
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        if permission_ok:
+            return False
+        raise PyrunError("chdir to cwd (%r) set in config.json failed: permission denied" % cwd) from None
+    except OSError as e:
+        raise PyrunError("chdir to cwd (%r) set in config.json failed: %s" % (cwd, e.strerror)) from None
+
+
+def _check_cwd(cwd: str) -> None:
+    """A cwd reached through a descriptor of the host (CVE-2024-21626: /proc/self/fd/N/..) lies outside
+    the container's root, and the kernel says so: getcwd answers "(unreachable)" or fails."""
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = "(unreachable)"
+    if not where.startswith("/"):
+        raise PyrunError("process.cwd %r: the working directory is outside the container's root: possible "
+                         "container breakout, refused" % cwd)
+
+
+def exec_process(proc, executable: str, env: dict, preserve_fds: int) -> None:
+    """Replace ourselves with the process (identity and privileges already taken). Never returns."""
     mark_fds_cloexec(3 + preserve_fds)
     reset_signals()
     try:
         os.execve(executable, proc.args, env)
     except OSError as e:
         raise PyrunError('exec: "%s": %s' % (proc.args[0], e.strerror)) from None
+
+
+def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=None, warn=None,
+                      userns_setgroups=True) -> None:
+    """An exec'd process: nothing waits between dropping privileges and execve."""
+    env = drop_privileges(proc, seccomp_program, warn, userns_setgroups)
+    exec_process(proc, executable, env, preserve_fds)
 
 
 def _home(uid: int) -> str:

@@ -161,6 +161,14 @@ def openat2(dirfd, path, flags, mode=0, resolve=0):
     return ret
 
 
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def fs_type(fd):
+    """The f_type of the filesystem `fd` is on (PROC_SUPER_MAGIC, ...)."""
+    return _check(lib.pyrun_fstatfs_type(fd), "fstatfs")
+
+
 def close_range(first, last=0xFFFFFFFF, cloexec=False):
     """Close (or mark close-on-exec) every fd from `first` to `last`: needs no /proc."""
     _check(lib.pyrun_close_range(first, last, CLOSE_RANGE_CLOEXEC if cloexec else 0), "close_range")

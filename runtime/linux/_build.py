@@ -37,6 +37,7 @@ ffibuilder.cdef(
     long pyrun_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
     long pyrun_sched_setattr(int pid, const void *attr, unsigned int flags);
     long pyrun_ioprio_set(int which, int who, int ioprio);
+    long pyrun_fstatfs_type(int fd);
     """
 )
 
@@ -50,6 +51,7 @@ ffibuilder.set_source(
     #include <sys/syscall.h>
     #include <sys/mount.h>
     #include <sys/prctl.h>
+    #include <sys/vfs.h>
     #include <linux/filter.h>
     #include <linux/seccomp.h>
 
@@ -131,6 +133,12 @@ ffibuilder.set_source(
         return syscall(314, pid, attr, flags);
     }
     static long pyrun_ioprio_set(int which, int who, int ioprio) { return syscall(251, which, who, ioprio); }
+    /* The filesystem type of an fd (Python's fstatvfs does not give f_type). */
+    static long pyrun_fstatfs_type(int fd) {
+        struct statfs s;
+        if (fstatfs(fd, &s) < 0) return -1;
+        return (long)s.f_type;
+    }
     """,
 )
 

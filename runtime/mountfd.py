@@ -1,0 +1,126 @@
+"""Mounts made with the new mount API: built detached, given all their attributes, then attached to an
+fd of their mount point. Nothing is remounted by path afterwards, so no second walk can be raced (a
+`["bind", "ro"]` mount is read-only from the moment it appears)."""
+from __future__ import annotations
+
+import os
+
+from runtime import linux as L
+
+# legacy MS_* flags that are per-mount attributes, and their MOUNT_ATTR_* equivalents
+_ATTRS = ((L.MS_RDONLY, L.MOUNT_ATTR_RDONLY), (L.MS_NOSUID, L.MOUNT_ATTR_NOSUID), (L.MS_NODEV, L.MOUNT_ATTR_NODEV),
+          (L.MS_NOEXEC, L.MOUNT_ATTR_NOEXEC), (L.MS_NODIRATIME, L.MOUNT_ATTR_NODIRATIME),
+          (L.MS_NOSYMFOLLOW, L.MOUNT_ATTR_NOSYMFOLLOW))
+_ATIMES = ((L.MS_NOATIME, L.MOUNT_ATTR_NOATIME), (L.MS_STRICTATIME, L.MOUNT_ATTR_STRICTATIME),
+           (L.MS_RELATIME, L.MOUNT_ATTR_RELATIME))
+# legacy MS_* flags that (also) belong to the superblock: fsconfig flags of a new filesystem (MS_RDONLY is
+# both, as a legacy mount(2) of a new filesystem makes it)
+_SB_FLAGS = ((L.MS_RDONLY, "ro"), (L.MS_SYNCHRONOUS, "sync"), (L.MS_DIRSYNC, "dirsync"), (L.MS_LAZYTIME, "lazytime"),
+             (L.MS_MANDLOCK, "mand"), (L.MS_I_VERSION, "iversion"), (L.MS_SILENT, "silent"))
+# statvfs f_flag bits -> MOUNT_ATTR_*
+_ST = ((1, L.MOUNT_ATTR_RDONLY), (2, L.MOUNT_ATTR_NOSUID), (4, L.MOUNT_ATTR_NODEV), (8, L.MOUNT_ATTR_NOEXEC),
+       (2048, L.MOUNT_ATTR_NODIRATIME))
+
+
+class Attrs:
+    """What to set and clear on a mount. `cleared` are legacy flags an option explicitly turned off
+    (`rw`, `suid`, `exec`, ...): a bind mount otherwise keeps its source's attributes, as MS_BIND does."""
+
+    def __init__(self, flags: int = 0, cleared: int = 0):
+        self.set = sum(a for ms, a in _ATTRS if flags & ms)
+        self.clr = sum(a for ms, a in _ATTRS if cleared & ms)
+        atime = [a for ms, a in _ATIMES if flags & ms]
+        if atime or cleared & (L.MS_NOATIME | L.MS_STRICTATIME | L.MS_RELATIME):
+            self.clr |= L.MOUNT_ATTR__ATIME
+            self.set |= atime[-1] if atime else L.MOUNT_ATTR_RELATIME
+
+    def __bool__(self) -> bool:
+        return bool(self.set or self.clr)
+
+
+def source_attrs(fd: int) -> int:
+    try:
+        f = os.fstatvfs(fd).f_flag
+    except OSError:
+        return 0
+    return sum(a for st, a in _ST if f & st)
+
+
+def bind(source, target_fd: int, recursive: bool, attrs: Attrs | None = None, rattrs: Attrs | None = None,
+         in_userns: bool = False) -> int:
+    """Clone `source` (a host path, or an fd with path "") detached, shape it, attach it onto `target_fd`.
+    `attrs` apply to the top mount (as a legacy bind remount would), `rattrs` to every mount of the tree
+    (the recursive `rro`, `rnosuid`, ... options). Returns the fd of the new mount (caller closes)."""
+    flags = L.OPEN_TREE_CLONE | (L.AT_RECURSIVE if recursive else 0)
+    if isinstance(source, int):
+        tree = L.open_tree(source, "", flags | L.AT_EMPTY_PATH)
+    else:
+        tree = L.open_tree(-100, source, flags)  # AT_FDCWD: a host path from the config
+    try:
+        for a, rec in ((rattrs, True), (attrs, False)):
+            if a:
+                clr = a.clr
+                if in_userns:
+                    # flags inherited from a more privileged mount are locked: never try to clear them
+                    clr &= ~source_attrs(tree)
+                L.mount_setattr(tree, a.set, clr, recursive=rec)
+        L.move_mount(tree, target_fd)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
+
+
+def new_fs(fstype: str, source: str | None, flags: int, data: str, target_fd: int | None,
+           rattrs: Attrs | None = None) -> int:
+    """A new filesystem instance (fsopen/fsconfig/fsmount), attached onto `target_fd` when given.
+    Returns the fd of its root (caller closes)."""
+    fs = L.fsopen(fstype)
+    try:
+        try:
+            if source:
+                L.fsconfig(fs, L.FSCONFIG_SET_STRING, "source", source)
+            for opt in (o for o in data.split(",") if o):
+                key, eq, value = opt.partition("=")
+                if eq:
+                    L.fsconfig(fs, L.FSCONFIG_SET_STRING, key, value)
+                else:
+                    L.fsconfig(fs, L.FSCONFIG_SET_FLAG, key)
+            for ms, name in _SB_FLAGS:
+                if flags & ms:
+                    L.fsconfig(fs, L.FSCONFIG_SET_FLAG, name)
+            L.fsconfig(fs, L.FSCONFIG_CMD_CREATE)
+        except OSError as e:
+            detail = _fs_log(fs)
+            raise OSError(e.errno, e.strerror + (": " + detail if detail else "")) from None
+        mnt = L.fsmount(fs, Attrs(flags).set)
+    finally:
+        os.close(fs)
+    try:
+        if rattrs:
+            L.mount_setattr(mnt, rattrs.set, rattrs.clr, recursive=True)
+        if target_fd is not None:
+            L.move_mount(mnt, target_fd)
+    except BaseException:
+        os.close(mnt)
+        raise
+    return mnt
+
+
+def _fs_log(fs: int) -> str:
+    """The filesystem's own words about a refused option (the fs context's message log)."""
+    msgs = []
+    for _ in range(8):
+        try:
+            line = os.read(fs, 512).decode(errors="replace")
+        except OSError:
+            break
+        if not line:
+            break
+        msgs.append(line[2:] if line[1:2] == " " else line)
+    return "; ".join(msgs)
+
+
+def set_propagation(mnt_fd: int, propagation: int) -> None:
+    """`propagation` is a legacy MS_SHARED/MS_SLAVE/... value, MS_REC for the whole tree."""
+    L.mount_setattr(mnt_fd, propagation=propagation & ~L.MS_REC, recursive=bool(propagation & L.MS_REC))

@@ -1,0 +1,173 @@
+"""The runtime's own files, sealed read-only for every process a container can see (CVE-2019-5736).
+
+A container's init, and the process an `exec` starts, are clones of the pyrun process until they execve
+the user's program: /proc/PID/exe and /proc/PID/map_files there name the interpreter, its libraries and
+pyrun's compiled modules. A process in the container with CAP_SYS_PTRACE (or CAP_SYS_ADMIN) can open them
+and, once the clone has exec'd, reopen them for writing: the next pyrun would run its code. runc 1.2+
+re-executes itself from a read-only overlayfs for the same reason.
+
+So `create`, `run` and `exec` first re-execute pyrun through read-only views: for each directory that
+holds the dynamic loader, the interpreter, its shared libraries and the Python code pyrun imports, an
+overlayfs made with fsopen/fsmount and never attached anywhere (no mount table shows it; it lives as long
+as an fd or a mapping holds it). An overlay without an upper layer cannot be made writable, not even by
+a remount; its files reopened through /proc give EROFS. The loader is run from its overlay with
+`--library-path` pointing into the overlays, so every mapping of the process (and of its clones) is a
+sealed file. The overlays' directory fds are held only while pyrun imports code: the init closes them
+before pivot_root, the exec'd process before it enters the container (`close_held`).
+
+Where overlayfs cannot be had, the interpreter alone is copied into a sealed memfd (F_SEAL_WRITE), as
+runc's fallback does."""
+from __future__ import annotations
+
+import os
+import sys
+
+from runtime import linux as L
+from runtime.errors import PyrunError
+
+_ENV = "_PYRUN_SEALED"
+_ENV_SET = "_PYRUN_SEALED_ENV"
+_held: list[int] = []
+
+
+def held() -> list[int]:
+    return list(_held)
+
+
+def close_held() -> None:
+    for fd in _held:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
+
+
+def ensure() -> None:
+    """In a sealed pyrun: note the held fds. Otherwise: re-execute sealed (does not return)."""
+    v = os.environ.pop(_ENV, None)
+    if v is not None:
+        for name in os.environ.pop(_ENV_SET, "").split(","):
+            os.environ.pop(name, None)  # set for the loader and libc only: not for hooks
+        _held[:] = [int(x) for x in v.split(",") if x]
+        for fd in _held:
+            os.set_inheritable(fd, False)
+        return
+    try:
+        argv, fd, keep, extra = _overlay_plan()
+    except OSError:
+        argv, fd, keep, extra = _memfd_plan()
+    for k in keep:
+        os.set_inheritable(k, True)
+    env = dict(os.environ)
+    env.update(extra)
+    env[_ENV] = ",".join(str(k) for k in keep)
+    if extra:
+        env[_ENV_SET] = ",".join(extra)
+    try:
+        L.execveat(fd, "", argv, ["%s=%s" % kv for kv in env.items()], L.AT_EMPTY_PATH)
+    except OSError as e:
+        raise PyrunError("re-executing pyrun from its sealed copy: %s" % e.strerror) from None
+
+
+def _boot(path: list[str]) -> str:
+    return "import sys; sys.path[:] = %r; from runtime.cli import run; run()" % (path,)
+
+
+def _mapped_files() -> list[str]:
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].startswith("/"):
+                p = parts[5].rstrip("\n")
+                if p not in out and not p.endswith(" (deleted)"):
+                    out.append(p)
+    return out
+
+
+def _empty_layer() -> int:
+    """A tiny read-only tmpfs, detached: the second lower layer an overlay without an upper one needs."""
+    fs = L.fsopen("tmpfs")
+    try:
+        L.fsconfig(fs, L.FSCONFIG_SET_STRING, "size", "4k")
+        L.fsconfig(fs, L.FSCONFIG_CMD_CREATE)
+        return L.fsmount(fs, L.MOUNT_ATTR_RDONLY)
+    finally:
+        os.close(fs)
+
+
+def _overlay(directory: str, empty: int) -> int:
+    fs = L.fsopen("overlay")
+    try:
+        L.fsconfig(fs, L.FSCONFIG_SET_STRING, "lowerdir", "%s:/proc/self/fd/%d" % (directory, empty))
+        L.fsconfig(fs, L.FSCONFIG_SET_STRING, "xino", "off")
+        L.fsconfig(fs, L.FSCONFIG_CMD_CREATE)
+        return L.fsmount(fs, L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NODEV)
+    finally:
+        os.close(fs)
+
+
+def _overlay_plan():
+    """(argv, fd to execveat, fds the new process holds): the loader from its overlay, running the
+    interpreter from its overlay, libraries and sys.path through overlays."""
+    exe = os.path.realpath("/proc/self/exe")
+    files = _mapped_files()
+    loader = next((p for p in files if os.path.basename(p).startswith("ld-linux")), None)
+    dirs: dict[str, int] = {}
+    empty = _empty_layer()
+    try:
+        def sealed(directory: str) -> str:
+            if directory not in dirs:
+                dirs[directory] = _overlay(directory, empty)
+            return "/proc/self/fd/%d" % dirs[directory]
+
+        def sealed_path(path: str) -> str:
+            return sealed(os.path.dirname(path)) + "/" + os.path.basename(path)
+
+        path = [sealed(p) for p in sys.path if p and os.path.isdir(p)]
+        libdirs = []
+        extra = {}
+        for p in files:
+            d = os.path.dirname(p)
+            if p != exe and d not in libdirs and ".so" in os.path.basename(p):
+                libdirs.append(d)
+            elif "/locale/" in p and "LOCPATH" not in os.environ:  # the C.UTF-8 locale libc maps
+                extra["LOCPATH"] = sealed(p[:p.index("/locale/") + 7])
+            elif os.path.basename(p) == "gconv-modules.cache" and "GCONV_PATH" not in os.environ:
+                extra["GCONV_PATH"] = sealed(d)
+        prog = sealed_path(exe)
+        boot = [sys.executable or exe, "-IS", "-c", _boot(path)] + sys.argv[1:]
+        if loader is None:  # a static interpreter: nothing else is mapped
+            fd = os.open(prog, os.O_PATH | os.O_CLOEXEC)
+            argv = boot
+        else:
+            fd = os.open(sealed_path(loader), os.O_PATH | os.O_CLOEXEC)
+            argv = [loader, "--argv0", boot[0], "--library-path", ":".join(sealed(d) for d in libdirs), prog] + boot[1:]
+    except BaseException:
+        for k in dirs.values():
+            os.close(k)
+        raise
+    finally:
+        os.close(empty)
+    return argv, fd, list(dirs.values()), extra
+
+
+def _memfd_plan():
+    exe = os.path.realpath("/proc/self/exe")
+    import fcntl
+
+    try:
+        fd = os.memfd_create("pyrun", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        with open(exe, "rb") as src:
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                os.write(fd, chunk)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+                    | fcntl.F_SEAL_WRITE)
+    except OSError as e:
+        raise PyrunError("sealing a copy of the interpreter (%s): %s" % (exe, e.strerror)) from None
+    path = [p for p in sys.path if p]
+    return [sys.executable or exe, "-IS", "-c", _boot(path)] + sys.argv[1:], fd, [], {}
