@@ -26,7 +26,7 @@ def rwrootfs(rootfs, tmp_path):
 
     def make() -> str:
         dst = str(tmp_path / ("rootfs-rw%d" % next(made)))
-        subprocess.run(["cp", "-a", rootfs, dst], check=True)
+        subprocess.run(["cp", "-aH", rootfs, dst], check=True)  # -H: the rootfs itself may be a symlink
         return dst
 
     return make
