@@ -198,14 +198,14 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
     if opts.get("user"):
         uid, _, gid = opts["user"].partition(":")
         try:
-            user["uid"] = int(uid)
+            user["uid"] = _id(uid, "--user: uid")
             if gid:
-                user["gid"] = int(gid)
+                user["gid"] = _id(gid, "--user: gid")
         except ValueError:
             raise PyrunError("--user: %r: expected <uid>[:<gid>] as numbers" % opts["user"]) from None
     if opts.get("additional-gids"):
         try:
-            user["additionalGids"] = [int(g) for g in opts["additional-gids"]]
+            user["additionalGids"] = [_id(g, "--additional-gids") for g in opts["additional-gids"]]
         except ValueError:
             raise PyrunError("--additional-gids: expected numbers") from None
     proc["user"] = user
@@ -216,6 +216,16 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
         for kind in kinds:
             caps[kind] = list(caps.get(kind) or ()) + [c for c in opts["cap"] if c not in (caps.get(kind) or ())]
         proc["capabilities"] = caps
+
+
+def _id(text: str, what: str) -> int:
+    """A uid/gid from the command line: 4294967295 is (uid_t)-1, "leave unchanged" (we would stay root)."""
+    from runtime.init.process import ID_LIMIT
+
+    n = int(text)
+    if not 0 <= n < ID_LIMIT:
+        raise PyrunError("%s: %s is not a valid id (0 to %d)" % (what, text, ID_LIMIT - 1))
+    return n
 
 
 def cmd_ps(ctx, opts, pos):

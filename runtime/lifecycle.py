@@ -407,9 +407,10 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     proc = Process(proc_doc)
     if not proc.args:
         raise PyrunError("process.args: args must not be empty")
-    from runtime.init.process import check_env
+    from runtime.init.process import check_env, check_user
 
     check_env(proc.env)
+    check_user(proc.user)
     if proc.terminal and not console_socket and detach:
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
     console = None

@@ -279,9 +279,10 @@ def check_semantics(cfg: Config) -> None:
             raise ConfigError("process.args: args must not be empty")
         if not cfg.process.cwd.startswith("/"):
             raise ConfigError("process.cwd: %r must be an absolute path" % cfg.process.cwd)
-        from runtime.init.process import check_env
+        from runtime.init.process import check_env, check_user
 
         check_env(cfg.process.env)
+        check_user(cfg.process.user)
     for m in cfg.mounts:
         if not m.destination.startswith("/"):
             raise ConfigError("mounts: destination %r must be an absolute path" % m.destination)
