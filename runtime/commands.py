@@ -168,9 +168,14 @@ def cmd_exec(ctx, opts, pos):
     if opts.get("cgroup"):
         raise PyrunError("--cgroup: sub-cgroups for exec are not supported by pyrun")
     if opts.get("process"):
-        from runtime.spec.load import read_json
+        from runtime.errors import ConfigError
+        from runtime.spec.load import read_json, validate_config
 
         proc = read_json(opts["process"], "process.json")
+        try:
+            validate_config(proc, "process")  # the process definition of config.json's schema
+        except ConfigError as e:
+            raise ConfigError("--process %s: %s" % (opts["process"], e)) from None
     else:
         if len(pos) < 2:
             raise PyrunError("exec: process args cannot be empty")
@@ -295,6 +300,8 @@ def _update_resources(opts: dict) -> dict:
             res = json.loads(text)
         except (OSError, ValueError) as e:
             raise PyrunError("--resources: %s" % e) from None
+        except RecursionError:
+            raise PyrunError("--resources: invalid JSON: nested too deeply") from None
         if not isinstance(res, dict):
             raise PyrunError("--resources: expected a JSON object")
 
