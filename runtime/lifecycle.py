@@ -86,7 +86,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     record = {
         "id": cid, "status": "creating", "pid": 0, "init_start": None, "bundle": cfg.bundle,
         "rootfs": cfg.root_path, "created": time.time_ns(), "owner": "",
-        "annotations": cfg.annotations, "cgroup": None,
+        "annotations": cfg.annotations, "cgroup": None, "foreign": [],
         "hooks": [n for n, hooks in cfg.hooks.items() if hooks],
     }
     cgroup = None
@@ -100,8 +100,15 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid)
         cgroup.plan()
         record["cgroup"] = cgroup.to_state()
+        # An existing cgroupsPath may hold others' processes: remembered before anything of ours can be in
+        # it, so that killing the container's processes never touches them (a pid alone could be recycled).
+        record["foreign"] = [[p, t] for p in cgroup.pids() for t in (S.proc_start_time(p),) if t is not None]
         S.save(path, record, durable=False)  # from here on, delete --force cleans up after a killed pyrun
         cgroup.create()
+        if cgroup.frozen_anywhere():  # the init would stop half-way through its set-up, create wait forever
+            raise PyrunError("container's cgroup unexpectedly frozen (cgroupsPath %s)" % cfg.linux.cgroups_path)
+        if record["foreign"]:
+            ctx.warn("container's cgroup is not empty: %d process(es) found" % len(record["foreign"]))
         cgroup.apply(cfg.linux.resources)
         c = Container.__new__(Container)
         c.id, c.dir, c.lock_fd, c.record = cid, path, lock_fd, record
@@ -116,6 +123,8 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         pid = spawn(cfg, opts, cgroup)
         record["pid"] = pid
         record["init_start"] = S.proc_start_time(pid)
+        if cfg.linux.namespace("pid") is not None:
+            record["pidns"] = _pid_ns(pid)
         record["status"] = "created"
         S.save(path, record)
         if pid_file:
@@ -132,6 +141,34 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         os.close(lock_fd)
         raise
     return c
+
+
+def _pid_ns(pid: int):
+    try:
+        return os.readlink("/proc/%d/ns/pid" % pid)
+    except OSError:
+        return None
+
+
+def container_pids(c: Container, cg=None) -> list[int]:
+    """The processes in the container's cgroup (and below) that are the container's: not one of those
+    found there at create (pid and start time), none started before the init, and, with a pid namespace,
+    only those inside it. Everything that kills "all the container's processes" goes through this."""
+    cg = cg if cg is not None else c.cgroup()
+    if cg is None:
+        return [c.pid] if S.init_alive(c.record) else []
+    foreign = {(p, t) for p, t in c.record.get("foreign") or ()}
+    since = c.record.get("init_start")
+    pidns = c.record.get("pidns")
+    out = []
+    for p in cg.pids():
+        t = S.proc_start_time(p)
+        if t is None or (p, t) in foreign or (since is not None and t < since):
+            continue
+        if pidns is not None and _pid_ns(p) != pidns:
+            continue
+        out.append(p)
+    return out
 
 
 def _config_bytes(cfg) -> bytes:
@@ -197,13 +234,13 @@ def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
     if status not in ("created", "running", "paused"):
         if all_processes and status == "stopped":
             cg = c.cgroup()
-            for p in cg.pids() if cg else ():
+            for p in container_pids(c, cg) if cg else ():
                 _signal(p, sig)
             return
         raise PyrunError("container not running")
     if all_processes:
         cg = c.cgroup()
-        pids = cg.pids() if cg else [c.pid]
+        pids = container_pids(c, cg)
         if status == "paused" or sig == 9:
             # A frozen task only acts on a signal once thawed.
             for p in pids:
@@ -252,19 +289,24 @@ def destroy(c: Container) -> None:
     cg = c.cgroup()
     if S.init_alive(c.record):
         if cg is not None and c.status == "paused":
-            for p in cg.pids():
+            for p in container_pids(c, cg):
                 _signal(p, 9)
             cg.thaw()
         _kill_wait(c.pid, c.record.get("init_start"))
     if cg is not None:
         for _ in range(100):
-            pids = cg.pids()
+            pids = container_pids(c, cg)
             if not pids:
                 break
             for p in pids:
                 _signal(p, 9)
             time.sleep(0.01)
-        cg.destroy()
+        try:
+            cg.destroy()
+        except PyrunError:
+            # A cgroup we made that others' processes joined since: theirs now, left in place.
+            if not cg.pids() or container_pids(c, cg):
+                raise
     _remove_dir(c.dir)
 
 
