@@ -15,6 +15,7 @@ class Container:
     """A container directory held under its lock, with its record."""
 
     console = None
+    stdio = None  # runtime.stdio.Pipes of a foreground run without a terminal
 
     def __init__(self, root: str, cid: str, lock: bool = True):
         self.id = cid
@@ -91,6 +92,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     }
     cgroup = None
     c = None
+    pipes = None
     try:
         S.write_new(os.path.join(path, S.CONFIG_COPY), _config_bytes(cfg))
         os.mkfifo(os.path.join(path, S.EXEC_FIFO), 0o622)
@@ -120,7 +122,18 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
 
             c.console = Console(console_socket)
         opts = InitOptions(path, preserve_fds, no_pivot, console_socket, c.hook_state, ctx.warn, c.console)
-        pid = spawn(cfg, opts, cgroup)
+        c.stdio = None
+        if foreground and not cfg.process.terminal:
+            from runtime.stdio import Pipes
+
+            pipes = Pipes(3 + preserve_fds)
+            opts.stdio = pipes.child_fds()
+        try:
+            pid = spawn(cfg, opts, cgroup)
+        finally:
+            if pipes is not None:
+                pipes.after_clone()
+        c.stdio = pipes
         record["pid"] = pid
         record["init_start"] = S.proc_start_time(pid)
         if cfg.linux.namespace("pid") is not None:
@@ -130,6 +143,8 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         if pid_file:
             write_pid_file(pid_file, pid)
     except BaseException:
+        if pipes is not None:
+            pipes.close()
         if record["pid"]:
             _kill_wait(record["pid"], record["init_start"])
         if cgroup is not None:
@@ -371,6 +386,8 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
             _forward_signals(c.pid)
         start(ctx, cid, c)
     except BaseException:
+        if c.stdio is not None:
+            c.stdio.close()
         destroy(c)
         c.close()
         raise
@@ -379,19 +396,31 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
         return 0
     if c.console is not None and c.console.local:
         code = c.console.proxy_until_exit(c.pid, _wait_exit)
+    elif c.stdio is not None:
+        code = c.stdio.pump_until_exit(c.pid, _wait_exit)
     else:
         code = _wait_exit(c.pid)
+    try:
+        _end_run(ctx, cid, c, keep)
+    finally:
+        if c.stdio is not None:
+            # After destroy() killed what was left: the pipes reach EOF; with --keep, whatever the
+            # container left running may hold them, so stop after a quiet second.
+            c.stdio.drain(1.0)
+    return code
+
+
+def _end_run(ctx, cid: str, c: Container, keep: bool) -> None:
     if not keep:
         try:
             mine = Container(ctx.root, cid)
         except NotFound:  # deleted meanwhile (delete --force)
-            return code
+            return
         if mine.record.get("created") == c.record.get("created"):
             poststop = _poststop_hooks(mine)
             destroy(mine)
             run_poststop(ctx, mine, poststop)
         mine.close()
-    return code
 
 
 _NOT_FORWARDED = (9, 17, 19, 23, 28)  # KILL, CHLD, STOP, URG, WINCH
@@ -460,17 +489,38 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
         from runtime.console import Console
 
         console = Console(console_socket)
+    pipes = None
     if not detach:
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn)
-    if pid_file:
-        write_pid_file(pid_file, pid)
-    if detach:
-        return 0
-    _forward_signals(pid)
-    if console is not None and console.local:
-        return console.proxy_until_exit(pid, _wait_exit)
-    return _wait_exit(pid)
+        if not proc.terminal:
+            from runtime.stdio import Pipes
+
+            pipes = Pipes(3 + preserve_fds)
+    try:
+        pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn,
+                       pipes.child_fds() if pipes is not None else None)
+    except BaseException:
+        if pipes is not None:
+            pipes.close()
+        raise
+    if pipes is not None:
+        pipes.after_clone()
+    try:
+        if pid_file:
+            write_pid_file(pid_file, pid)
+        if detach:
+            return 0
+        _forward_signals(pid)
+        if console is not None and console.local:
+            return console.proxy_until_exit(pid, _wait_exit)
+        if pipes is not None:
+            code = pipes.pump_until_exit(pid, _wait_exit)
+            pipes.drain(0.2)  # what the process left running in the container may hold them open
+            return code
+        return _wait_exit(pid)
+    finally:
+        if pipes is not None:
+            pipes.close()
 
 
 def pause(ctx, cid: str) -> None:

@@ -66,8 +66,7 @@ def test_deep_update_resources_is_a_clear_error(ct, sh, tmp_path):
 
 # -- seccomp -------------------------------------------------------------------------------------------
 PODMAN_PROFILE = "/usr/share/containers/seccomp.json"
-# socket(AF_INET, SOCK_STREAM) and socket(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT), by busybox nc/ip would
-# need tools the rootfs may lack: the shell's own /proc read tells what seccomp returned instead.
+# What seccomp answers to socket(AF_INET, SOCK_STREAM) and socket(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT).
 PROBE = r"""
 #include <errno.h>
 #include <stdio.h>
@@ -102,17 +101,26 @@ def _oci_profile(docker_style: dict) -> dict:
 
 
 @pytest.fixture
-def probe_rootfs(rwrootfs, cc):
-    root = rwrootfs()
-    exe = cc(PROBE, "sockprobe")
-    dst = os.path.join(root, "sockprobe")
-    with open(exe, "rb") as src, open(dst, "wb") as out:
+def probe(cc, tmp_path):
+    """A bundle factory running the probe, bind-mounted read-only over the rootfs's /tmp (the shared
+    rootfs is never written to)."""
+    d = tmp_path / "probe"
+    d.mkdir()
+    with open(cc(PROBE, "sockprobe"), "rb") as src, open(d / "sockprobe", "wb") as out:
         out.write(src.read())
-    os.chmod(dst, 0o755)
-    return root
+    os.chmod(d / "sockprobe", 0o755)
+
+    def make(bundle, seccomp):
+        b = bundle(args=["/tmp/sockprobe"])
+        b.config["mounts"].append({"destination": "/tmp", "type": "bind", "source": str(d),
+                                   "options": ["rbind", "ro"]})
+        b.linux["seccomp"] = seccomp
+        return b.write()
+
+    return make
 
 
-def test_podman_default_profile_is_accepted_and_enforced(ct, bundle, probe_rootfs):
+def test_podman_default_profile_is_accepted_and_enforced(ct, bundle, probe):
     if not os.path.exists(PODMAN_PROFILE):
         pytest.skip("podman's default seccomp profile is not installed")
     if os.uname().machine != "x86_64":
@@ -121,11 +129,7 @@ def test_podman_default_profile_is_accepted_and_enforced(ct, bundle, probe_rootf
         profile = _oci_profile(json.load(f))
     names = [n for r in profile["syscalls"] for n in r["names"]]
     assert names.count("socket") >= 2  # the case: one syscall, several rules
-    b = bundle(args=["/sockprobe"])
-    b.config["root"] = {"path": probe_rootfs, "readonly": True}
-    b.linux["seccomp"] = profile
-    b.write()
-    out = ct.output(b)
+    out = ct.output(probe(bundle, profile))
     assert "inet ok" in out, out
     # the profile's last socket rule allows it unconditionally once every rule is kept, as with runc
     assert "audit " in out, out
@@ -139,24 +143,18 @@ def _socket_rules(*rules):
 AUDIT = [{"index": 0, "value": 16, "op": "SCMP_CMP_EQ"}, {"index": 2, "value": 9, "op": "SCMP_CMP_EQ"}]
 
 
-def test_identical_duplicate_rules_are_one_rule(ct, bundle, probe_rootfs):
+def test_identical_duplicate_rules_are_one_rule(ct, bundle, probe):
     rule = {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13, "args": AUDIT}
-    b = bundle(args=["/sockprobe"])
-    b.config["root"] = {"path": probe_rootfs, "readonly": True}
-    b.linux["seccomp"] = _socket_rules(rule, dict(rule))
-    b.write()
+    b = probe(bundle, _socket_rules(rule, dict(rule)))
     assert ct.output(b).split("\n")[:2] == ["inet ok", "audit 13"]
 
 
-def test_rules_that_differ_only_on_x86_keep_their_meaning_on_x86_64(ct, bundle, probe_rootfs):
+def test_rules_that_differ_only_on_x86_keep_their_meaning_on_x86_64(ct, bundle, probe):
     # On x86 both collapse into socketcall(SYS_SOCKET) and libseccomp says EEXIST for the second.
-    b = bundle(args=["/sockprobe"])
-    b.config["root"] = {"path": probe_rootfs, "readonly": True}
-    b.linux["seccomp"] = _socket_rules(
+    b = probe(bundle, _socket_rules(
         {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13, "args": AUDIT},
         {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-         "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]})
-    b.write()
+         "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}))
     assert ct.output(b).split("\n")[:2] == ["inet refused", "audit 13"]
 
 
