@@ -26,7 +26,9 @@ def rwrootfs(rootfs, tmp_path):
 
     def make() -> str:
         dst = str(tmp_path / ("rootfs-rw%d" % next(made)))
-        subprocess.run(["cp", "-a", rootfs, dst], check=True)
+        # realpath: a worktree's examples/busybox/rootfs is a symlink, and cp -a would copy the link itself
+        # (every write to the "copy" would land in the shared rootfs)
+        subprocess.run(["cp", "-a", os.path.realpath(rootfs), dst], check=True)
         return dst
 
     return make
