@@ -168,9 +168,14 @@ def cmd_exec(ctx, opts, pos):
     if opts.get("cgroup"):
         raise PyrunError("--cgroup: sub-cgroups for exec are not supported by pyrun")
     if opts.get("process"):
-        from runtime.spec.load import read_json
+        from runtime.errors import ConfigError
+        from runtime.spec.load import read_json, validate_config
 
         proc = read_json(opts["process"], "process.json")
+        try:
+            validate_config(proc, "process")  # the process definition of config.json's schema
+        except ConfigError as e:
+            raise ConfigError("--process %s: %s" % (opts["process"], e)) from None
     else:
         if len(pos) < 2:
             raise PyrunError("exec: process args cannot be empty")
@@ -198,14 +203,14 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
     if opts.get("user"):
         uid, _, gid = opts["user"].partition(":")
         try:
-            user["uid"] = int(uid)
+            user["uid"] = _id(uid, "--user: uid")
             if gid:
-                user["gid"] = int(gid)
+                user["gid"] = _id(gid, "--user: gid")
         except ValueError:
             raise PyrunError("--user: %r: expected <uid>[:<gid>] as numbers" % opts["user"]) from None
     if opts.get("additional-gids"):
         try:
-            user["additionalGids"] = [int(g) for g in opts["additional-gids"]]
+            user["additionalGids"] = [_id(g, "--additional-gids") for g in opts["additional-gids"]]
         except ValueError:
             raise PyrunError("--additional-gids: expected numbers") from None
     proc["user"] = user
@@ -216,6 +221,16 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
         for kind in kinds:
             caps[kind] = list(caps.get(kind) or ()) + [c for c in opts["cap"] if c not in (caps.get(kind) or ())]
         proc["capabilities"] = caps
+
+
+def _id(text: str, what: str) -> int:
+    """A uid/gid from the command line: 4294967295 is (uid_t)-1, "leave unchanged" (we would stay root)."""
+    from runtime.init.process import ID_LIMIT
+
+    n = int(text)
+    if not 0 <= n < ID_LIMIT:
+        raise PyrunError("%s: %s is not a valid id (0 to %d)" % (what, text, ID_LIMIT - 1))
+    return n
 
 
 def cmd_ps(ctx, opts, pos):
@@ -285,6 +300,8 @@ def _update_resources(opts: dict) -> dict:
             res = json.loads(text)
         except (OSError, ValueError) as e:
             raise PyrunError("--resources: %s" % e) from None
+        except RecursionError:
+            raise PyrunError("--resources: invalid JSON: nested too deeply") from None
         if not isinstance(res, dict):
             raise PyrunError("--resources: expected a JSON object")
 

@@ -15,6 +15,7 @@ class Container:
     """A container directory held under its lock, with its record."""
 
     console = None
+    stdio = None  # runtime.stdio.Pipes of a foreground run without a terminal
 
     def __init__(self, root: str, cid: str, lock: bool = True):
         self.id = cid
@@ -86,11 +87,12 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     record = {
         "id": cid, "status": "creating", "pid": 0, "init_start": None, "bundle": cfg.bundle,
         "rootfs": cfg.root_path, "created": time.time_ns(), "owner": "",
-        "annotations": cfg.annotations, "cgroup": None,
+        "annotations": cfg.annotations, "cgroup": None, "foreign": [],
         "hooks": [n for n, hooks in cfg.hooks.items() if hooks],
     }
     cgroup = None
     c = None
+    pipes = None
     try:
         S.write_new(os.path.join(path, S.CONFIG_COPY), _config_bytes(cfg))
         os.mkfifo(os.path.join(path, S.EXEC_FIFO), 0o622)
@@ -100,8 +102,15 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid)
         cgroup.plan()
         record["cgroup"] = cgroup.to_state()
+        # An existing cgroupsPath may hold others' processes: remembered before anything of ours can be in
+        # it, so that killing the container's processes never touches them (a pid alone could be recycled).
+        record["foreign"] = [[p, t] for p in cgroup.pids() for t in (S.proc_start_time(p),) if t is not None]
         S.save(path, record, durable=False)  # from here on, delete --force cleans up after a killed pyrun
         cgroup.create()
+        if cgroup.frozen_anywhere():  # the init would stop half-way through its set-up, create wait forever
+            raise PyrunError("container's cgroup unexpectedly frozen (cgroupsPath %s)" % cfg.linux.cgroups_path)
+        if record["foreign"]:
+            ctx.warn("container's cgroup is not empty: %d process(es) found" % len(record["foreign"]))
         cgroup.apply(cfg.linux.resources)
         c = Container.__new__(Container)
         c.id, c.dir, c.lock_fd, c.record = cid, path, lock_fd, record
@@ -113,14 +122,29 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
 
             c.console = Console(console_socket)
         opts = InitOptions(path, preserve_fds, no_pivot, console_socket, c.hook_state, ctx.warn, c.console)
-        pid = spawn(cfg, opts, cgroup)
+        c.stdio = None
+        if foreground and not cfg.process.terminal:
+            from runtime.stdio import Pipes
+
+            pipes = Pipes(3 + preserve_fds)
+            opts.stdio = pipes.child_fds()
+        try:
+            pid = spawn(cfg, opts, cgroup)
+        finally:
+            if pipes is not None:
+                pipes.after_clone()
+        c.stdio = pipes
         record["pid"] = pid
         record["init_start"] = S.proc_start_time(pid)
+        if cfg.linux.namespace("pid") is not None:
+            record["pidns"] = _pid_ns(pid)
         record["status"] = "created"
         S.save(path, record)
         if pid_file:
             write_pid_file(pid_file, pid)
     except BaseException:
+        if pipes is not None:
+            pipes.close()
         if record["pid"]:
             _kill_wait(record["pid"], record["init_start"])
         if cgroup is not None:
@@ -132,6 +156,34 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         os.close(lock_fd)
         raise
     return c
+
+
+def _pid_ns(pid: int):
+    try:
+        return os.readlink("/proc/%d/ns/pid" % pid)
+    except OSError:
+        return None
+
+
+def container_pids(c: Container, cg=None) -> list[int]:
+    """The processes in the container's cgroup (and below) that are the container's: not one of those
+    found there at create (pid and start time), none started before the init, and, with a pid namespace,
+    only those inside it. Everything that kills "all the container's processes" goes through this."""
+    cg = cg if cg is not None else c.cgroup()
+    if cg is None:
+        return [c.pid] if S.init_alive(c.record) else []
+    foreign = {(p, t) for p, t in c.record.get("foreign") or ()}
+    since = c.record.get("init_start")
+    pidns = c.record.get("pidns")
+    out = []
+    for p in cg.pids():
+        t = S.proc_start_time(p)
+        if t is None or (p, t) in foreign or (since is not None and t < since):
+            continue
+        if pidns is not None and _pid_ns(p) != pidns:
+            continue
+        out.append(p)
+    return out
 
 
 def _config_bytes(cfg) -> bytes:
@@ -197,13 +249,13 @@ def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
     if status not in ("created", "running", "paused"):
         if all_processes and status == "stopped":
             cg = c.cgroup()
-            for p in cg.pids() if cg else ():
+            for p in container_pids(c, cg) if cg else ():
                 _signal(p, sig)
             return
         raise PyrunError("container not running")
     if all_processes:
         cg = c.cgroup()
-        pids = cg.pids() if cg else [c.pid]
+        pids = container_pids(c, cg)
         if status == "paused" or sig == 9:
             # A frozen task only acts on a signal once thawed.
             for p in pids:
@@ -252,19 +304,24 @@ def destroy(c: Container) -> None:
     cg = c.cgroup()
     if S.init_alive(c.record):
         if cg is not None and c.status == "paused":
-            for p in cg.pids():
+            for p in container_pids(c, cg):
                 _signal(p, 9)
             cg.thaw()
         _kill_wait(c.pid, c.record.get("init_start"))
     if cg is not None:
         for _ in range(100):
-            pids = cg.pids()
+            pids = container_pids(c, cg)
             if not pids:
                 break
             for p in pids:
                 _signal(p, 9)
             time.sleep(0.01)
-        cg.destroy()
+        try:
+            cg.destroy()
+        except PyrunError:
+            # A cgroup we made that others' processes joined since: theirs now, left in place.
+            if not cg.pids() or container_pids(c, cg):
+                raise
     _remove_dir(c.dir)
 
 
@@ -329,6 +386,8 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
             _forward_signals(c.pid)
         start(ctx, cid, c)
     except BaseException:
+        if c.stdio is not None:
+            c.stdio.close()
         destroy(c)
         c.close()
         raise
@@ -337,19 +396,31 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
         return 0
     if c.console is not None and c.console.local:
         code = c.console.proxy_until_exit(c.pid, _wait_exit)
+    elif c.stdio is not None:
+        code = c.stdio.pump_until_exit(c.pid, _wait_exit)
     else:
         code = _wait_exit(c.pid)
+    try:
+        _end_run(ctx, cid, c, keep)
+    finally:
+        if c.stdio is not None:
+            # After destroy() killed what was left: the pipes reach EOF; with --keep, whatever the
+            # container left running may hold them, so stop after a quiet second.
+            c.stdio.drain(1.0)
+    return code
+
+
+def _end_run(ctx, cid: str, c: Container, keep: bool) -> None:
     if not keep:
         try:
             mine = Container(ctx.root, cid)
         except NotFound:  # deleted meanwhile (delete --force)
-            return code
+            return
         if mine.record.get("created") == c.record.get("created"):
             poststop = _poststop_hooks(mine)
             destroy(mine)
             run_poststop(ctx, mine, poststop)
         mine.close()
-    return code
 
 
 _NOT_FORWARDED = (9, 17, 19, 23, 28)  # KILL, CHLD, STOP, URG, WINCH
@@ -407,9 +478,10 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     proc = Process(proc_doc)
     if not proc.args:
         raise PyrunError("process.args: args must not be empty")
-    from runtime.init.process import check_env
+    from runtime.init.process import check_env, check_user
 
     check_env(proc.env)
+    check_user(proc.user)
     if proc.terminal and not console_socket and detach:
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
     console = None
@@ -417,17 +489,38 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
         from runtime.console import Console
 
         console = Console(console_socket)
+    pipes = None
     if not detach:
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn)
-    if pid_file:
-        write_pid_file(pid_file, pid)
-    if detach:
-        return 0
-    _forward_signals(pid)
-    if console is not None and console.local:
-        return console.proxy_until_exit(pid, _wait_exit)
-    return _wait_exit(pid)
+        if not proc.terminal:
+            from runtime.stdio import Pipes
+
+            pipes = Pipes(3 + preserve_fds)
+    try:
+        pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn,
+                       pipes.child_fds() if pipes is not None else None)
+    except BaseException:
+        if pipes is not None:
+            pipes.close()
+        raise
+    if pipes is not None:
+        pipes.after_clone()
+    try:
+        if pid_file:
+            write_pid_file(pid_file, pid)
+        if detach:
+            return 0
+        _forward_signals(pid)
+        if console is not None and console.local:
+            return console.proxy_until_exit(pid, _wait_exit)
+        if pipes is not None:
+            code = pipes.pump_until_exit(pid, _wait_exit)
+            pipes.drain(0.2)  # what the process left running in the container may hold them open
+            return code
+        return _wait_exit(pid)
+    finally:
+        if pipes is not None:
+            pipes.close()
 
 
 def pause(ctx, cid: str) -> None:

@@ -69,15 +69,35 @@ def write_new(path: str, data: bytes, mode: int = 0o600) -> None:
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    """Write a temp file next to `path` and rename it over `path`. The temp name is random and opened
+    O_CREAT|O_EXCL|O_NOFOLLOW: whatever sits at a name (a planted symlink or file, in a directory others
+    can write, such as a pid file's) is never opened or written through, only a fresh file of ours is;
+    a name taken is retried with another random one, and the temp file is removed on any failure."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for attempt in range(16):
+        tmp = "%s.%s.tmp" % (path, os.urandom(8).hex())
+        try:
+            fd = os.open(tmp, flags, mode)
+            break
+        except FileExistsError:
+            if attempt == 15:
+                raise
     try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def save(path: str, record: dict, durable: bool = True) -> None:

@@ -140,6 +140,11 @@ class Cgroup:
     def is_frozen(self) -> bool:
         raise NotImplementedError
 
+    def frozen_anywhere(self) -> bool:
+        """Whether a task added now would be frozen, by this cgroup's freezer or an ancestor's (create
+        refuses such a cgroup: the init would stop half-way and create would wait for it forever)."""
+        raise NotImplementedError
+
     def destroy(self) -> None:
         raise NotImplementedError
 

@@ -143,6 +143,15 @@ def pids_in(path: str, recursive: bool = True) -> list:
     return out
 
 
+def cgroup2_frozen(path: str) -> bool:
+    """A cgroup2 directory frozen by its own cgroup.freeze or an ancestor's ("frozen 1" in cgroup.events
+    once in effect; cgroup.freeze for a freeze still under way)."""
+    if read_or(path + "/cgroup.freeze") == "1":
+        return True
+    events = read_or(path + "/cgroup.events") or ""
+    return any(line.split() == ["frozen", "1"] for line in events.splitlines())
+
+
 def _rmdir_retry(path: str) -> None:
     """rmdir of a cgroup fails with EBUSY until the last task is gone from it, which lags the exit of
     the process a little: retry ~0.6 s in total, like runc's RemovePath."""

@@ -411,6 +411,14 @@ class V1Cgroup(Cgroup):
         self_freezing = _fs.read_or(p + "/freezer.self_freezing")
         return self_freezing is None or self_freezing == "1"
 
+    def frozen_anywhere(self) -> bool:
+        p = self.paths.get("freezer")
+        if p is not None and _fs.read_or(p + "/freezer.state", "THAWED") != "THAWED":
+            return True
+        if self.unified:  # hybrid: the cgroup2 tree has its own freezer (cgroup.freeze), inherited
+            return _fs.cgroup2_frozen(self.unified)
+        return False
+
     # -- OOM --------------------------------------------------------------------------------------
     def oom_count(self) -> int:
         p = self.paths.get("memory")

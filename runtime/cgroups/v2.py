@@ -247,6 +247,9 @@ class V2Cgroup(Cgroup):
         """Frozen by our own cgroup.freeze (a frozen ancestor does not make the container "paused")."""
         return _fs.read_or(self.path + "/cgroup.freeze") == "1"
 
+    def frozen_anywhere(self) -> bool:
+        return _fs.cgroup2_frozen(self.path)
+
     # -- OOM / stats ------------------------------------------------------------------------------
     def oom_count(self) -> int:
         return _fs.read_kv(self.path + "/memory.events").get("oom_kill", 0)

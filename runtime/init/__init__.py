@@ -27,6 +27,8 @@ from runtime.state import EXEC_FIFO as S_EXEC_FIFO
 
 
 class InitOptions:
+    stdio = None  # (stdin, stdout, stderr) fds the child dup2()s onto 0, 1, 2; None: pyrun's own
+
     def __init__(self, state_dir: str, preserve_fds: int = 0, no_pivot: bool = False, console_socket=None,
                  hook_state=None, warn=None, console=None):
         self.state_dir = state_dir
@@ -52,6 +54,8 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         parent.close()
         code = 1
         try:
+            for target, fd in enumerate(opts.stdio or ()):  # runtime/stdio.py: pipes, not the caller's fds
+                os.dup2(fd, target)
             if entry is not None:
                 entry.enter()
             from runtime.init.process import close_fds_except

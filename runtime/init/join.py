@@ -29,7 +29,8 @@ def namespace_paths(cfg, init_pid: int) -> list[tuple[str, str]]:
     return out
 
 
-def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=None, warn=None) -> int:
+def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=None, warn=None,
+             stdio=None) -> int:
     """Start `proc` inside the container of `init_pid`; returns its host pid once it has exec'd."""
     fds = []
     try:
@@ -46,6 +47,8 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
     if first == 0:
         parent.close()
         try:
+            for target, fd in enumerate(stdio or ()):  # runtime/stdio.py: pipes, not the caller's fds
+                os.dup2(fd, target)
             if entry is not None:
                 entry.enter()
             from runtime.init.process import close_fds_except

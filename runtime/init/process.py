@@ -59,6 +59,24 @@ def check_env(env) -> None:
             raise PyrunError("environment variable can't contain null(\\x00): %r" % pair)
 
 
+# (uid_t)-1 and (gid_t)-1 mean "leave unchanged" to setresuid/setresgid/setgroups' callers: a process
+# asking for uid 4294967295 would keep the runtime's uid 0. No id at or above it is valid (nor below 0).
+ID_LIMIT = 0xFFFFFFFF
+
+
+def check_user(user, where: str = "process.user") -> None:
+    """Refuse ids that are not ids (checked at create and exec, before anything starts)."""
+    for field, value in (("uid", user.uid), ("gid", user.gid)):
+        _check_id(value, "%s.%s" % (where, field))
+    for i, g in enumerate(user.additional_gids):
+        _check_id(g, "%s.additionalGids[%d]" % (where, i))
+
+
+def _check_id(value, field: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < ID_LIMIT:
+        raise PyrunError("%s: %r is not a valid id (must be 0 to %d)" % (field, value, ID_LIMIT - 1))
+
+
 def set_rlimits(rlimits) -> None:
     if not rlimits:  # nothing to import: in an exec the host's library is out of reach by now
         return
@@ -94,6 +112,7 @@ def drop_bounding(bounding: int) -> None:
 
 def switch_user(user, in_new_userns_without_setgroups: bool = False) -> None:
     """setgroups, then gid, then uid; KEEPCAPS so the permitted set survives leaving uid 0."""
+    check_user(user)  # again here, last line of defence: -1 would leave us root
     L.prctl(L.PR_SET_KEEPCAPS, 1)
     if not in_new_userns_without_setgroups:
         os.setgroups(user.additional_gids)

@@ -13,6 +13,9 @@ ffibuilder.cdef(
     int seccomp_attr_set(scmp_filter_ctx ctx, int attr, uint32_t value);
     uint32_t seccomp_arch_resolve_name(const char *arch_name);
     int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
+    int seccomp_arch_remove(scmp_filter_ctx ctx, uint32_t arch_token);
+    uint32_t seccomp_arch_native(void);
+    int seccomp_merge(scmp_filter_ctx ctx_dst, scmp_filter_ctx ctx_src);
     int seccomp_syscall_resolve_name(const char *name);
     int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall, unsigned int arg_cnt,
                                const struct scmp_arg_cmp *arg_array);

@@ -202,17 +202,23 @@ def compiled_validator(kind: str):
     return fn
 
 
-def validate_config(doc) -> None:
-    """Raise ConfigError naming the JSON path of the first problem if jsonschema would reject `doc`."""
+def validate_config(doc, kind: str = "config") -> None:
+    """Raise ConfigError naming the JSON path of the first problem if jsonschema would reject `doc` (a
+    config, or with kind="process" the process of `exec --process`)."""
     try:
-        ok = compiled_validator("config")(doc)
+        ok = compiled_validator(kind)(doc)
+    except RecursionError:
+        raise ConfigError("the document is nested too deeply") from None
     except Exception:  # the compiled validators are unavailable (a schema schemac cannot translate, ...)
         ok = False
     if ok:
         return
     from runtime.spec.validate import validate
 
-    validate(doc, "config")  # the reference: its message names the path; if it accepts, so do we
+    try:
+        validate(doc, kind)  # the reference: its message names the path; if it accepts, so do we
+    except RecursionError:
+        raise ConfigError("the document is nested too deeply") from None
 
 
 def read_json(path: str, what: str = "config.json"):
@@ -229,6 +235,8 @@ def read_json(path: str, what: str = "config.json"):
         doc = fastjson.loads(data)
     except ValueError as e:
         raise ConfigError("%s: invalid JSON: %s" % (path, e)) from None
+    except RecursionError:
+        raise ConfigError("%s: invalid JSON: nested too deeply" % path) from None
     if not isinstance(doc, dict):
         raise ConfigError("%s: the top level must be an object, got %s" % (path, type(doc).__name__))
     return doc
@@ -279,9 +287,10 @@ def check_semantics(cfg: Config) -> None:
             raise ConfigError("process.args: args must not be empty")
         if not cfg.process.cwd.startswith("/"):
             raise ConfigError("process.cwd: %r must be an absolute path" % cfg.process.cwd)
-        from runtime.init.process import check_env
+        from runtime.init.process import check_env, check_user
 
         check_env(cfg.process.env)
+        check_user(cfg.process.user)
     for m in cfg.mounts:
         if not m.destination.startswith("/"):
             raise ConfigError("mounts: destination %r must be an absolute path" % m.destination)

@@ -24,6 +24,7 @@ SCHEMAS = {
     "config": "config-schema.json",
     "state": "state-schema.json",
     "features": "features-schema.json",
+    "process": "process-schema.json",
 }
 
 # Schema files carry no $id; each is registered under this base plus its file name, so relative $refs

@@ -26,7 +26,9 @@ def rwrootfs(rootfs, tmp_path):
 
     def make() -> str:
         dst = str(tmp_path / ("rootfs-rw%d" % next(made)))
-        subprocess.run(["cp", "-aH", rootfs, dst], check=True)  # -H: the rootfs itself may be a symlink
+        # realpath: the rootfs may be a symlink, and cp -a would copy the link itself (every write to the
+        # "copy" would land in the shared rootfs)
+        subprocess.run(["cp", "-a", os.path.realpath(rootfs), dst], check=True)
         return dst
 
     return make
