@@ -386,9 +386,10 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
             _forward_signals(c.pid)
         start(ctx, cid, c)
     except BaseException:
-        if c.stdio is not None:
-            c.stdio.close()
         destroy(c)
+        if c.stdio is not None:
+            c.stdio.drain(0.2)  # what the init said before it died is the caller's to read
+            c.stdio.close()
         c.close()
         raise
     c.close()  # while it runs, kill / delete --force / pause / exec must be able to take the lock

@@ -266,9 +266,10 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     os.chdir("/")
     P.set_rlimits(proc.rlimits)
     env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok)
+    fds = _proc_self_fd()
     chan.send("ready")
     chan.close()
-    _wait_for_start(fifo)
+    _wait_for_start(fds, fifo)
     if cfg.hooks["startContainer"]:
         from runtime.hooks import run_hooks
 
@@ -276,15 +277,24 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     P.exec_process(proc, exe, env, opts.preserve_fds)
 
 
-def _wait_for_start(fifo: int) -> None:
+def _proc_self_fd() -> int:
+    """This process's fd table in the container's /proc, checked to be procfs (so an image cannot plant
+    a /proc/self/fd of its own), before `ready`: a create without a real /proc fails, and says why."""
+    try:
+        fds = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise PyrunError("/proc/self/fd in the container: %s (is /proc mounted?)" % e.strerror) from None
+    if L.fs_type(fds) != L.PROC_SUPER_MAGIC:
+        os.close(fds)
+        raise PyrunError("/proc/self/fd in the container is not on procfs: refusing to go on")
+    return fds
+
+
+def _wait_for_start(fds: int, fifo: int) -> None:
     """Block until `start` opens the fifo's other end (O_WRONLY on a fifo waits for a reader), write the
     byte it waits for. The fifo is reopened from the O_PATH fd held since before pivot_root (the state
-    directory is long closed, and the process may no longer be root), through this process's fd table
-    in /proc, checked to be procfs so an image cannot plant a /proc/self/fd of its own."""
-    fds = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    directory is long closed, and the process may no longer be root), through /proc/self/fd."""
     try:
-        if L.fs_type(fds) != L.PROC_SUPER_MAGIC:
-            raise PyrunError("/proc/self/fd in the container is not on procfs: refusing to go on")
         w = os.open(str(fifo), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds)
     finally:
         os.close(fds)

@@ -1,0 +1,169 @@
+/* The `pyrun` command as examples/setup.sh installs it: starts the interpreter on pyrun's code, and for
+ * the commands that start processes a container can see (create, run, exec) starts it already sealed:
+ * the dynamic loader, the interpreter, its libraries and pyrun's code mapped from read-only overlayfs
+ * mounts that are never attached anywhere (see runtime/sealed.py, which does the same from Python when
+ * pyrun was started some other way, at the cost of a second interpreter start).
+ *
+ * The paths come from launcher.h, written at install time by `runtime.sealed.launcher_header()`.
+ * Anything that fails here falls back to a plain start, and the Python side then seals itself. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "launcher.h" /* LOADER, PYTHON, ARGV0, LIBDIRS[], PYPATH[], LOCALE */
+
+#define SYS_fsopen_ 430
+#define SYS_fsconfig_ 431
+#define SYS_fsmount_ 432
+#define SYS_execveat_ 322
+#define FSCONFIG_SET_STRING_ 1
+#define FSCONFIG_CMD_CREATE_ 6
+#define MOUNT_ATTR_RDONLY_ 0x1
+#define MOUNT_ATTR_NOSUID_ 0x2
+#define MOUNT_ATTR_NODEV_ 0x4
+#define MAXDIRS 32
+
+static const char *value_flags[] = {"root", "log", "log-format", "rootless", "criu", NULL};
+
+/* The subcommand, found as runc's (Go's) flag parser finds it: flags first, `-x`/`--x`, `--x=v`. */
+static const char *command(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) return i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-' || a[1] == 0) return a;
+        const char *name = a + (a[1] == '-' ? 2 : 1);
+        if (strchr(name, '=')) continue;
+        for (const char **v = value_flags; *v; v++)
+            if (strcmp(name, *v) == 0) { i++; break; }
+    }
+    return NULL;
+}
+
+static const char *dirs[MAXDIRS];
+static int dirfds[MAXDIRS], ndirs, empty = -1;
+
+static int overlay(const char *dir) {
+    for (int i = 0; i < ndirs; i++)
+        if (strcmp(dirs[i], dir) == 0) return dirfds[i];
+    if (ndirs == MAXDIRS) return -1;
+    if (empty < 0) { /* the second lower layer an overlay without an upper one needs */
+        int fs = syscall(SYS_fsopen_, "tmpfs", 1);
+        if (fs < 0) return -1;
+        if (syscall(SYS_fsconfig_, fs, FSCONFIG_SET_STRING_, "size", "4k", 0) < 0 ||
+            syscall(SYS_fsconfig_, fs, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) < 0) { close(fs); return -1; }
+        empty = syscall(SYS_fsmount_, fs, 1, MOUNT_ATTR_RDONLY_);
+        close(fs);
+        if (empty < 0) return -1;
+    }
+    char lower[4200];
+    snprintf(lower, sizeof lower, "%s:/proc/self/fd/%d", dir, empty);
+    int fs = syscall(SYS_fsopen_, "overlay", 1);
+    if (fs < 0) return -1;
+    if (syscall(SYS_fsconfig_, fs, FSCONFIG_SET_STRING_, "lowerdir", lower, 0) < 0 ||
+        syscall(SYS_fsconfig_, fs, FSCONFIG_SET_STRING_, "xino", "off", 0) < 0 ||
+        syscall(SYS_fsconfig_, fs, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) < 0) { close(fs); return -1; }
+    int m = syscall(SYS_fsmount_, fs, 0 /* inherited: the sealed process holds it */,
+                    MOUNT_ATTR_RDONLY_ | MOUNT_ATTR_NOSUID_ | MOUNT_ATTR_NODEV_);
+    close(fs);
+    if (m < 0) return -1;
+    dirs[ndirs] = dir;
+    dirfds[ndirs++] = m;
+    return m;
+}
+
+static char *dirname_of(const char *path) {
+    char *d = strdup(path), *s = strrchr(d, '/');
+    if (s) *s = 0;
+    return d;
+}
+
+/* sys.path as a Python list literal; with sealed=1 each entry is the fd path of its overlay */
+static char *boot(int sealed) {
+    size_t cap = 8192, len = 0;
+    char *b = malloc(cap);
+    len += snprintf(b + len, cap - len, "import sys; sys.path[:] = [");
+    for (int i = 0; PYPATH[i]; i++) {
+        if (sealed) {
+            int fd = overlay(PYPATH[i]);
+            if (fd < 0) { free(b); return NULL; }
+            len += snprintf(b + len, cap - len, "'/proc/self/fd/%d', ", fd);
+        } else {
+            len += snprintf(b + len, cap - len, "'%s', ", PYPATH[i]);
+        }
+        if (len > cap - 512) { free(b); return NULL; }
+    }
+    snprintf(b + len, cap - len, "]; from runtime.cli import run; run()");
+    return b;
+}
+
+static void sealed_exec(int argc, char **argv) {
+    char *code = boot(1);
+    if (!code) return;
+    char *ldir = dirname_of(LOADER), *pdir = dirname_of(PYTHON);
+    int lfd = overlay(ldir), pfd = overlay(pdir);
+    if (lfd < 0 || pfd < 0) return;
+    int loader = openat(lfd, strrchr(LOADER, '/') + 1, O_PATH | O_CLOEXEC);
+    if (loader < 0) return;
+    char prog[64], libpath[2048] = "";
+    snprintf(prog, sizeof prog, "/proc/self/fd/%d/%s", pfd, strrchr(PYTHON, '/') + 1);
+    for (int i = 0; LIBDIRS[i]; i++) {
+        int fd = overlay(LIBDIRS[i]);
+        if (fd < 0) return;
+        size_t l = strlen(libpath);
+        snprintf(libpath + l, sizeof libpath - l, "%s/proc/self/fd/%d", l ? ":" : "", fd);
+    }
+    char locpath[64] = "";
+    if (LOCALE[0] && !getenv("LOCPATH")) {
+        int fd = overlay(LOCALE);
+        if (fd >= 0) snprintf(locpath, sizeof locpath, "LOCPATH=/proc/self/fd/%d", fd);
+    }
+    char held[512] = "_PYRUN_SEALED=";
+    for (int i = 0; i < ndirs; i++) {
+        size_t l = strlen(held);
+        snprintf(held + l, sizeof held - l, "%s%d", i ? "," : "", dirfds[i]);
+    }
+    extern char **environ;
+    int n = 0;
+    while (environ[n]) n++;
+    char **env = calloc(n + 4, sizeof *env);
+    int e = 0;
+    for (int i = 0; i < n; i++) env[e++] = environ[i];
+    env[e++] = held;
+    if (locpath[0]) { env[e++] = locpath; env[e++] = "_PYRUN_SEALED_ENV=LOCPATH"; }
+    char **args = calloc(argc + 12, sizeof *args);
+    int a = 0;
+    args[a++] = (char *)LOADER;
+    args[a++] = "--argv0";
+    args[a++] = (char *)ARGV0;
+    args[a++] = "--library-path";
+    args[a++] = libpath;
+    args[a++] = prog;
+    args[a++] = "-IS";
+    args[a++] = "-c";
+    args[a++] = code;
+    for (int i = 1; i < argc; i++) args[a++] = argv[i];
+    syscall(SYS_execveat_, loader, "", args, env, AT_EMPTY_PATH);
+}
+
+int main(int argc, char **argv) {
+    const char *cmd = command(argc, argv);
+    if (cmd && (!strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec")) &&
+        !getenv("_PYRUN_SEALED"))
+        sealed_exec(argc, argv); /* returns only if sealing was not possible */
+    for (int i = 0; i < ndirs; i++) close(dirfds[i]);
+    char *code = boot(0);
+    char **args = calloc(argc + 4, sizeof *args);
+    int a = 0;
+    args[a++] = (char *)ARGV0;
+    args[a++] = "-IS";
+    args[a++] = "-c";
+    args[a++] = code;
+    for (int i = 1; i < argc; i++) args[a++] = argv[i];
+    execv(ARGV0, args);
+    perror("pyrun: starting the interpreter " ARGV0);
+    return 127;
+}
