@@ -14,7 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "launcher.h" /* LOADER, PYTHON, ARGV0, LIBDIRS[], PYPATH[], LOCALE */
+#include "launcher.h" /* LOADER, PYTHON, ARGV0, LIBDIRS[], PYPATH[], LOCALE, GCONV */
 
 #define SYS_fsopen_ 430
 #define SYS_fsconfig_ 431
@@ -116,10 +116,21 @@ static void sealed_exec(int argc, char **argv) {
         size_t l = strlen(libpath);
         snprintf(libpath + l, sizeof libpath - l, "%s/proc/self/fd/%d", l ? ":" : "", fd);
     }
-    char locpath[64] = "";
+    /* libc maps the C.UTF-8 locale and the gconv cache too: from overlays, and only for this process */
+    char locpath[64] = "", gconv[64] = "", setenv_names[64] = "_PYRUN_SEALED_ENV=";
     if (LOCALE[0] && !getenv("LOCPATH")) {
         int fd = overlay(LOCALE);
-        if (fd >= 0) snprintf(locpath, sizeof locpath, "LOCPATH=/proc/self/fd/%d", fd);
+        if (fd >= 0) {
+            snprintf(locpath, sizeof locpath, "LOCPATH=/proc/self/fd/%d", fd);
+            strcat(setenv_names, "LOCPATH,");
+        }
+    }
+    if (GCONV[0] && !getenv("GCONV_PATH")) {
+        int fd = overlay(GCONV);
+        if (fd >= 0) {
+            snprintf(gconv, sizeof gconv, "GCONV_PATH=/proc/self/fd/%d", fd);
+            strcat(setenv_names, "GCONV_PATH");
+        }
     }
     char held[512] = "_PYRUN_SEALED=";
     for (int i = 0; i < ndirs; i++) {
@@ -129,11 +140,13 @@ static void sealed_exec(int argc, char **argv) {
     extern char **environ;
     int n = 0;
     while (environ[n]) n++;
-    char **env = calloc(n + 4, sizeof *env);
+    char **env = calloc(n + 5, sizeof *env);
     int e = 0;
     for (int i = 0; i < n; i++) env[e++] = environ[i];
     env[e++] = held;
-    if (locpath[0]) { env[e++] = locpath; env[e++] = "_PYRUN_SEALED_ENV=LOCPATH"; }
+    if (locpath[0]) env[e++] = locpath;
+    if (gconv[0]) env[e++] = gconv;
+    if (locpath[0] || gconv[0]) env[e++] = setenv_names;
     char **args = calloc(argc + 12, sizeof *args);
     int a = 0;
     args[a++] = (char *)LOADER;

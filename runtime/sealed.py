@@ -136,6 +136,9 @@ def _overlay_plan():
                 extra["LOCPATH"] = sealed(p[:p.index("/locale/") + 7])
             elif os.path.basename(p) == "gconv-modules.cache" and "GCONV_PATH" not in os.environ:
                 extra["GCONV_PATH"] = sealed(d)
+        for d in libdirs:  # glibc maps its gconv cache on first use: seal it before that, too
+            if os.path.exists(os.path.join(d, "gconv", "gconv-modules.cache")) and "GCONV_PATH" not in os.environ:
+                extra.setdefault("GCONV_PATH", sealed(os.path.join(d, "gconv")))
         prog = sealed_path(exe)
         boot = [sys.executable or exe, "-IS", "-c", _boot(path)] + sys.argv[1:]
         if loader is None:  # a static interpreter: nothing else is mapped
@@ -171,3 +174,51 @@ def _memfd_plan():
         raise PyrunError("sealing a copy of the interpreter (%s): %s" % (exe, e.strerror)) from None
     path = [p for p in sys.path if p]
     return [sys.executable or exe, "-IS", "-c", _boot(path)] + sys.argv[1:], fd, [], {}
+
+
+def launcher_header() -> str:
+    """launcher.h for runtime/launcher.c: the paths this installation maps and imports from, read off a
+    process that has imported the hot path (examples/setup.sh runs this in the installed interpreter)."""
+    import runtime.cli  # noqa: F401
+    import runtime.commands  # noqa: F401
+    import runtime.lifecycle  # noqa: F401
+    import runtime.init  # noqa: F401
+    import runtime.init.process  # noqa: F401
+    import runtime.rootfs  # noqa: F401
+    import resource  # noqa: F401
+    import select  # noqa: F401
+
+    exe = os.path.realpath("/proc/self/exe")
+    files = _mapped_files()
+    loader = next((os.path.realpath(p) for p in files if os.path.basename(p).startswith("ld-linux")), "")
+    libdirs, locale = [], ""
+    for p in files:
+        d = os.path.dirname(p)
+        if p != exe and ".so" in os.path.basename(p) and d not in libdirs:
+            libdirs.append(d)
+        elif "/locale/" in p and not locale:
+            locale = p[:p.index("/locale/") + 7]
+    if loader and os.path.dirname(loader) not in libdirs:
+        libdirs.append(os.path.dirname(loader))
+    gconv = next((os.path.join(d, "gconv") for d in libdirs
+                  if os.path.exists(os.path.join(d, "gconv", "gconv-modules.cache"))), "")
+    path = [p for p in sys.path if p and os.path.isdir(p)]
+
+    def c(s: str) -> str:
+        return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
+
+    return "\n".join([
+        "/* written by runtime.sealed.launcher_header() at install time */",
+        "#define LOADER %s" % c(loader or exe),
+        "#define PYTHON %s" % c(exe),
+        "#define ARGV0 %s" % c(sys.executable),
+        "#define LOCALE %s" % c(locale),
+        "#define GCONV %s" % c(gconv),
+        "static const char *LIBDIRS[] = {%s};" % ", ".join([c(d) for d in libdirs] + ["NULL"]),
+        "static const char *PYPATH[] = {%s};" % ", ".join([c(d) for d in path] + ["NULL"]),
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    sys.stdout.write(launcher_header())
