@@ -519,3 +519,25 @@ def test_pids_recursive(tmp_path):
 
     assert sorted(_fs.pids_in(str(tmp_path))) == [10, 11, 12]
     assert _fs.pids_in(str(tmp_path / "missing")) == []
+
+
+def test_forced_v2_root_knob(tmp_path, monkeypatch):
+    """PYRUN_TEST_CGROUP2_ROOT (test-only): a directory of the cgroup2 mount becomes a pure-v2 root."""
+    (tmp_path / "unified" / "sb-base").mkdir(parents=True)
+    mi = ("31 23 0:28 / %s rw - tmpfs tmpfs rw\n32 31 0:29 / %s/cpu rw - cgroup cgroup rw,cpu\n"
+          "41 31 0:38 / %s/unified rw - cgroup2 cgroup2 rw\n" % (tmp_path, tmp_path, tmp_path))
+    layout = mounts.detect(mi)
+    monkeypatch.delenv(mounts.TEST_V2_ROOT_ENV, raising=False)
+    assert mounts.forced_v2_root(layout) is layout
+    monkeypatch.setenv(mounts.TEST_V2_ROOT_ENV, str(tmp_path / "unified" / "sb-base"))
+    forced = mounts.forced_v2_root(layout)
+    assert forced.mode == "v2" and forced.v1 == []
+    assert mounts.v2_dir(forced.unified, "/c1", None) == str(tmp_path / "unified/sb-base/c1")
+    assert mounts.v2_dir(forced.unified, "c1", {"": "/"}) == str(tmp_path / "unified/sb-base/c1")
+    for bad in (str(tmp_path / "cpu"), str(tmp_path / "unified" / "missing"), "/"):
+        monkeypatch.setenv(mounts.TEST_V2_ROOT_ENV, bad)
+        with pytest.raises(PyrunError, match="PYRUN_TEST_CGROUP2_ROOT"):
+            mounts.forced_v2_root(layout)
+    # samples given explicitly never see the knob
+    monkeypatch.setenv(mounts.TEST_V2_ROOT_ENV, str(tmp_path / "unified" / "sb-base"))
+    assert Cgroup.for_container("/c1", "c1", mountinfo=mi).version == 1

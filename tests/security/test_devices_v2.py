@@ -1,0 +1,417 @@
+"""Device access on cgroup v2: cgroup v2 has no devices controller, so without a BPF_PROG_TYPE_CGROUP_DEVICE
+program a container holding CAP_MKNOD (containerd's and podman's defaults grant it) can mknod and open
+any device: a loop device (7:0, a way to mount images) or /dev/fuse (10:229). The attack is made for
+real here, from inside pyrun containers whose cgroup is on cgroup2, and must end in EPERM on open while
+the default allow-list (/dev/null 1:3) and an allow rule of linux.resources.devices still open.
+
+Where: on a pure cgroup2 host, the real /sys/fs/cgroup; on a hybrid host (v1 controllers + cgroup2 at
+/sys/fs/cgroup/unified, like this VM) the cgroup2 mount, with pyrun's v2 code path forced onto a
+directory of it by the test-only PYRUN_TEST_CGROUP2_ROOT (runtime/cgroups/mounts.py). Device programs
+work on any cgroup2 directory, whatever controllers it has. Each test makes its cgroups under a fresh
+"sb-devtest-*" directory and removes them (programs go with their cgroup), pass or fail.
+
+The module is also tested directly: replacing a program under a process that keeps opening devices
+never lets a denied device open nor refuses an allowed one (no allow-all or deny-all window), stray
+programs are all replaced, and a program the verifier refuses fails with its log."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from runtime.cgroups import devices as D
+from runtime.cgroups import mounts
+from runtime.errors import PyrunError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DENY_ALL = [{"allow": False, "access": "rwm"}]
+ALLOW_FUSE_LOOP = DENY_ALL + [{"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+                              {"allow": True, "type": "b", "major": 7, "minor": 0, "access": "rw"}]
+NODES = ["loop0:b:7:0", "fuse:c:10:229", "null:c:1:3"]
+
+PROBE = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+/* devprobe DIR name:b|c:major:minor...: for each, a fresh node DIR/name by mknod(2), then open(2) of it
+   O_RDWR; prints "name mknod=RESULT open=RESULT", RESULT being OK or the errno's name. */
+static const char *res(int err) {
+    static char buf[8][32];
+    static int n;
+    switch (err) {
+    case 0: return "OK";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ENXIO: return "ENXIO";
+    case ENODEV: return "ENODEV";
+    case EEXIST: return "EEXIST";
+    }
+    n = (n + 1) % 8;
+    snprintf(buf[n], sizeof buf[n], "errno%d", err);
+    return buf[n];
+}
+
+int main(int argc, char **argv) {
+    for (int i = 2; i < argc; i++) {
+        char name[64], path[256], t;
+        unsigned ma, mi;
+        if (sscanf(argv[i], "%63[^:]:%c:%u:%u", name, &t, &ma, &mi) != 4)
+            return 2;
+        snprintf(path, sizeof path, "%s/%s", argv[1], name);
+        unlink(path);
+        int m = mknod(path, (t == 'b' ? S_IFBLK : S_IFCHR) | 0600, makedev(ma, mi)) < 0 ? errno : 0;
+        int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        int o = fd < 0 ? errno : 0;
+        if (fd >= 0)
+            close(fd);
+        printf("%s mknod=%s open=%s\n", name, res(m), res(o));
+    }
+    return 0;
+}
+"""
+
+
+def _layout():
+    try:
+        return mounts.detect()
+    except PyrunError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def cg2_mount():
+    """The cgroup2 mount point and whether pyrun needs the test knob to use it (hybrid host)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    layout = _layout()
+    if layout is None or layout.unified is None:
+        pytest.skip("no cgroup2 mount on this host")
+    return layout.unified.mountpoint, layout.mode != "v2"
+
+
+@pytest.fixture
+def cg2(cg2_mount):
+    """A fresh sb-devtest-* directory in the cgroup2 mount; `.sub(name)` makes cgroups below it. All are
+    emptied (their processes killed) and removed afterwards."""
+    mountpoint, _ = cg2_mount
+    base = os.path.join(mountpoint, "sb-devtest-" + secrets.token_hex(4))
+    os.mkdir(base)
+
+    class Dirs:
+        path = base
+
+        @staticmethod
+        def sub(name: str) -> str:
+            d = os.path.join(base, name)
+            os.mkdir(d)
+            return d
+
+    yield Dirs
+    _remove_cgroup_tree(base)
+    assert not os.path.exists(base), "cgroup left behind: %s" % base
+
+
+def _remove_cgroup_tree(path: str) -> None:
+    for dirpath, dirnames, _ in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                for pid in f.read().split():
+                    try:
+                        os.kill(int(pid), 9)
+                    except ProcessLookupError:
+                        pass
+        except OSError:
+            pass
+        for _ in range(100):
+            try:
+                os.rmdir(dirpath)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
+def _attached_ids(path: str) -> list:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return D.attached(fd)
+    finally:
+        os.close(fd)
+
+
+# -- through pyrun ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def devrootfs(cc, tmp_path_factory):
+    """A rootfs of this module's own (examples/busybox/make-rootfs.sh into a temp dir), plus the probe at
+    /bin/devprobe: nothing shared with other tests is written to."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    d = str(tmp_path_factory.mktemp("devrootfs"))
+    subprocess.run(["sh", os.path.join(REPO, "examples", "busybox", "make-rootfs.sh"), d], check=True,
+                   stdout=subprocess.DEVNULL)
+    shutil.copy(cc(PROBE, "devprobe"), os.path.join(d, "bin", "devprobe"))
+    return d
+
+
+@pytest.fixture
+def devct(ct, pyrun, devrootfs, cg2, cg2_mount, tmp_path):
+    """Containers whose cgroup is in this test's cgroup2 directory, with CAP_MKNOD, a dev-capable tmpfs
+    at /tmp and the probe at /bin/devprobe. `.bundle(args, devices)`, `.run(bundle)`, `.env`."""
+    _, needs_knob = cg2_mount
+    env = dict(os.environ)
+    env.pop(mounts.TEST_V2_ROOT_ENV, None)
+    if needs_knob:
+        env[mounts.TEST_V2_ROOT_ENV] = cg2.path
+    root = devrootfs
+
+    class Dev:
+        def __init__(self):
+            self.env = env
+            self.state_root = pyrun.root
+
+        def cgroups_path(self, cid: str) -> str:
+            # relative to the forced root on a hybrid host, to the real root on a pure v2 one
+            return "/" + cid if needs_knob else "/%s/%s" % (os.path.basename(cg2.path), cid)
+
+        def bundle(self, bundle_factory, cid, args, devices=None):
+            b = bundle_factory(args=args)
+            b.config["root"] = {"path": root, "readonly": True}
+            caps = b.process["capabilities"]
+            for k in ("bounding", "effective", "permitted"):
+                caps[k] = sorted(set(caps[k]) | {"CAP_MKNOD"})
+            b.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                                       "options": ["rw", "mode=1777"]})  # no nodev: nodes there open
+            b.linux["cgroupsPath"] = self.cgroups_path(cid)
+            if devices is not None:
+                b.linux.setdefault("resources", {})["devices"] = devices
+            return b.write()
+
+        def pyrun(self, *args, timeout=30):
+            p = pyrun(*args, env=self.env, timeout=timeout)
+            assert "Traceback" not in p.err, p.err
+            return p
+
+        def detached(self, *args):
+            """For `run -d`: the container keeps its stdio, so no pipes; pyrun's stderr from a file."""
+            err = tmp_path / ("stderr-%s" % secrets.token_hex(3))
+            with open(err, "wb") as fe:
+                p = subprocess.run(pyrun.argv + ["--root", pyrun.root, *args], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=fe, env=self.env, timeout=30)
+            p.err = err.read_text()
+            return p
+
+        def id(self) -> str:
+            cid = "sb-dev-" + secrets.token_hex(4)
+            ct.used.append(cid)  # ct's teardown fails the test if a cgroup named so is left
+            return cid
+
+    return Dev()
+
+
+def _probe_lines(out: str) -> dict:
+    got = {}
+    for line in out.splitlines():
+        name, mknod, opened = line.split()
+        got[name] = (mknod.split("=")[1], opened.split("=")[1])
+    return got
+
+
+def test_default_rules_refuse_loop_and_fuse(devct, bundle, cg2):
+    """The default spec (runc's "deny all" + the default allow-list): the mknod succeeds (runc's allow-list
+    grants m on every c/b device) but opening 7:0 and 10:229 is EPERM; 1:3 opens."""
+    cid = devct.id()
+    b = devct.bundle(bundle, cid, ["/bin/devprobe", "/tmp"] + NODES)
+    assert b.linux["resources"]["devices"] == DENY_ALL
+    p = devct.pyrun("run", "-b", b.path, cid)
+    assert p.returncode == 0, p.err
+    assert _probe_lines(p.out) == {"loop0": ("OK", "EPERM"), "fuse": ("OK", "EPERM"), "null": ("OK", "OK")}, p.out
+
+
+def test_no_device_rules_at_all_is_default_deny(devct, bundle):
+    cid = devct.id()
+    b = devct.bundle(bundle, cid, ["/bin/devprobe", "/tmp"] + NODES)
+    del b.linux["resources"]["devices"]
+    b.write()
+    p = devct.pyrun("run", "-b", b.path, cid)
+    assert p.returncode == 0, p.err
+    assert _probe_lines(p.out) == {"loop0": ("OK", "EPERM"), "fuse": ("OK", "EPERM"), "null": ("OK", "OK")}, p.out
+
+
+def test_allowed_rules_open(devct, bundle):
+    """linux.resources.devices allowing 10:229 rwm and 7:0 rw: both open (the program is the rules', not a
+    blanket refusal)."""
+    cid = devct.id()
+    b = devct.bundle(bundle, cid, ["/bin/devprobe", "/tmp"] + NODES, devices=ALLOW_FUSE_LOOP)
+    p = devct.pyrun("run", "-b", b.path, cid)
+    assert p.returncode == 0, p.err
+    assert _probe_lines(p.out) == {"loop0": ("OK", "OK"), "fuse": ("OK", "OK"), "null": ("OK", "OK")}, p.out
+
+
+def test_update_replaces_the_program(devct, bundle, cg2, tmp_path):
+    """A running container: one program on its cgroup; `pyrun update -r` with new rules swaps it (still
+    one), and what exec'd processes can open follows; an update without devices leaves it alone."""
+    cid = devct.id()
+    b = devct.bundle(bundle, cid, ["sleep", "600"])
+    p = devct.detached("run", "-d", "-b", b.path, cid)
+    assert p.returncode == 0, p.err
+    st = json.loads(devct.pyrun("state", cid).out)
+    assert st["status"] == "running"
+    cgdir = os.path.join(cg2.path, cid)
+    with open(os.path.join(devct.state_root, cid, "state.json")) as f:
+        record = json.load(f)["cgroup"]
+    assert record["version"] == 2 and record["path"] == cgdir, record
+    first = _attached_ids(cgdir)
+    assert len(first) == 1
+
+    def probe():
+        e = devct.pyrun("exec", cid, "/bin/devprobe", "/tmp", *NODES)
+        assert e.returncode == 0, e.err
+        return _probe_lines(e.out)
+
+    assert probe()["fuse"] == ("OK", "EPERM")
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps({"devices": ALLOW_FUSE_LOOP}))
+    u = devct.pyrun("update", "-r", str(res), cid)
+    assert u.returncode == 0, u.err
+    second = _attached_ids(cgdir)
+    assert len(second) == 1 and second != first
+    assert probe() == {"loop0": ("OK", "OK"), "fuse": ("OK", "OK"), "null": ("OK", "OK")}
+
+    res.write_text(json.dumps({"memory": {}, "cpu": {}}))  # no "devices": the program stays
+    assert devct.pyrun("update", "-r", str(res), cid).returncode == 0
+    assert _attached_ids(cgdir) == second
+
+    res.write_text(json.dumps({"devices": DENY_ALL}))
+    assert devct.pyrun("update", "-r", str(res), cid).returncode == 0
+    assert len(_attached_ids(cgdir)) == 1
+    assert probe() == {"loop0": ("OK", "EPERM"), "fuse": ("OK", "EPERM"), "null": ("OK", "OK")}
+
+    res.write_text(json.dumps({"devices": DENY_ALL + [{"allow": True, "type": "x", "access": "r"}]}))
+    bad = devct.pyrun("update", "-r", str(res), cid)
+    assert bad.returncode == 1 and "devices[1]: invalid cgroup device type" in bad.err, bad.err
+    assert len(_attached_ids(cgdir)) == 1
+
+    assert devct.pyrun("delete", "--force", cid).returncode == 0
+    assert not os.path.exists(cgdir)
+
+
+# -- the module against a cgroup2 directory -------------------------------------------------------------
+PROBER = r"""
+import os, sys, time
+open(sys.argv[1] + "/cgroup.procs", "w").write(str(os.getpid()))
+print("in", flush=True)
+bad_null = bad_loop = n = 0
+stop = sys.argv[2]
+while not os.path.exists(stop):
+    n += 1
+    try:
+        os.close(os.open("/dev/null", os.O_RDWR))
+    except OSError:
+        bad_null += 1
+    try:
+        os.close(os.open("/dev/loop0", os.O_RDONLY | os.O_NONBLOCK))
+        bad_loop += 1
+    except PermissionError:
+        pass
+    except OSError:
+        bad_loop += 1000000  # not the device program's EPERM: the test proves nothing
+print(n, bad_null, bad_loop, flush=True)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/loop0"), reason="needs /dev/loop0 on the host")
+def test_replacing_never_opens_a_window(cg2, tmp_path):
+    """A process in the cgroup opens /dev/null (allowed by every program here) and /dev/loop0 (denied by
+    every one) in a loop while the program is replaced 300 times, between programs that differ in what
+    else they allow, and by both paths (one old program: BPF_F_REPLACE; two: attach, then detach both)."""
+    d = cg2.sub("win")
+    a = D.compile_rules(DENY_ALL + [{"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}])
+    b = D.compile_rules(DENY_ALL + [{"allow": True, "type": "b", "major": 8, "access": "r"}])
+    D.install(d, a)
+    stop = str(tmp_path / "stop")
+    proc = subprocess.Popen([sys.executable, "-c", PROBER, d, stop], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "in"
+        for i in range(150):
+            D.install(d, b)
+            D.install(d, a)
+        # a stray second program (systemd leaves such): the next install takes both away
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            extra = D.load(b)
+            D._bpf(D.BPF_PROG_ATTACH, D._attach_attr(fd, extra, D.BPF_F_ALLOW_MULTI))
+            os.close(extra)
+            assert len(D.attached(fd)) == 2
+            D.install(d, a)
+            assert len(D.attached(fd)) == 1
+        finally:
+            os.close(fd)
+        open(stop, "w").close()
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    n, bad_null, bad_loop = map(int, out.split())
+    assert n > 100 and bad_null == 0 and bad_loop == 0, (n, bad_null, bad_loop)
+
+
+def test_program_follows_the_rules_in_the_kernel(cg2):
+    """The kernel's verdicts for a few rule sets, from a process in the cgroup opening host device nodes.
+    (The default allow-list comes after the config's rules, so it wins for its own devices: a config
+    deny of /dev/null's w is undone by the default "c 1:3 rwm", as with runc.)"""
+    d = cg2.sub("verdicts")
+    script = ("import os,sys\nopen(sys.argv[1]+'/cgroup.procs','w').write(str(os.getpid()))\n"
+              "flags = {'r': os.O_RDONLY, 'w': os.O_WRONLY, 'rw': os.O_RDWR}\n"
+              "for a in sys.argv[2:]:\n"
+              "    path, how = a.split(':')\n"
+              "    try:\n        os.close(os.open(path, flags[how] | os.O_NONBLOCK)); print(a, 'OK')\n"
+              "    except OSError as e:\n        print(a, e.errno)\n")
+    asks = ["/dev/null:rw", "/dev/full:w", "/dev/fuse:r", "/dev/fuse:w", "/dev/fuse:rw"]
+
+    def run():
+        p = subprocess.run([sys.executable, "-c", script, d] + asks, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        return dict(line.split() for line in p.stdout.splitlines())
+
+    ok, eperm = "OK", "1"
+    fuse = {"type": "c", "major": 10, "minor": 229}
+    D.install(d, D.compile_rules([{"allow": True, "access": "rwm"}, dict(fuse, allow=False, access="w"),
+                                  {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]))
+    assert run() == {"/dev/null:rw": ok, "/dev/full:w": ok, "/dev/fuse:r": ok, "/dev/fuse:w": eperm,
+                     "/dev/fuse:rw": eperm}
+    D.install(d, D.compile_rules(DENY_ALL + [dict(fuse, allow=True, access="r")]))
+    assert run() == {"/dev/null:rw": ok, "/dev/full:w": ok, "/dev/fuse:r": ok, "/dev/fuse:w": eperm,
+                     "/dev/fuse:rw": eperm}
+    D.install(d, D.compile_rules(DENY_ALL + [dict(fuse, allow=True, access="r"), dict(fuse, allow=True, access="w")]))
+    assert run()["/dev/fuse:rw"] == ok
+    D.install(d, D.compile_rules([]))
+    assert run() == {"/dev/null:rw": ok, "/dev/full:w": ok, "/dev/fuse:r": eperm, "/dev/fuse:w": eperm,
+                     "/dev/fuse:rw": eperm}
+    assert len(_attached_ids(d)) == 1
+
+
+def test_refused_program_reports_the_verifier(cg2):
+    with pytest.raises(PyrunError, match=r"BPF_PROG_LOAD.*verifier: .+"):
+        D.load(D.program(False, {})[:-8])  # no exit at the end
+    d = cg2.sub("untouched")
+    with pytest.raises(PyrunError, match="BPF_PROG_LOAD"):
+        D.install(d, b"\x00" * 8)
+    assert _attached_ids(d) == []
+
+
+def test_not_a_cgroup_directory(tmp_path):
+    with pytest.raises(PyrunError, match=r"%s: device program: BPF_PROG_QUERY" % tmp_path):
+        D.install(str(tmp_path), D.compile_rules([]))
