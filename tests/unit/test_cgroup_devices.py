@@ -308,3 +308,11 @@ def test_emulated_rule_sets():
     assert D.emulate(D.rules_for(RULE_SETS[5])) == (True, {(C, 10, 229): W | M})  # r given back, m not
     allow, exc = D.emulate(D.rules_for(RULE_SETS[6]))
     assert not allow and exc[(B, 7, 0)] == R | W | M and (C, 10, 229) not in exc
+
+
+def test_features_report_device_control_on_both_versions():
+    from runtime.features import DEVICES_ANNOTATION, features_document
+
+    doc = features_document()
+    assert doc["annotations"][DEVICES_ANNOTATION] == "v1,v2"
+    assert doc["linux"]["cgroup"]["v1"] and doc["linux"]["cgroup"]["v2"]
