@@ -259,6 +259,20 @@ def test_allowed_rules_open(devct, bundle):
     assert _probe_lines(p.out) == {"loop0": ("OK", "OK"), "fuse": ("OK", "OK"), "null": ("OK", "OK")}, p.out
 
 
+def test_refused_rules_fail_the_create_cleanly(devct, bundle, cg2):
+    """A rule the v2 path refuses (a hole in a wildcard) fails the create with one line naming it, before
+    any process runs, and leaves no cgroup or state."""
+    cid = devct.id()
+    rules = DENY_ALL + [{"allow": True, "type": "c", "access": "rwm"},
+                        {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]
+    b = devct.bundle(bundle, cid, ["/bin/devprobe", "/tmp"] + NODES, devices=rules)
+    p = devct.pyrun("run", "-b", b.path, cid)
+    lines = [ln for ln in p.err.splitlines() if ln.strip()]
+    assert p.returncode == 1 and len(lines) == 1 and "linux.resources.devices[2]" in lines[0], p.err
+    assert p.out == ""
+    assert not os.path.exists(os.path.join(cg2.path, cid)) and cid not in os.listdir(devct.state_root)
+
+
 def test_update_replaces_the_program(devct, bundle, cg2, tmp_path):
     """A running container: one program on its cgroup; `pyrun update -r` with new rules swaps it (still
     one), and what exec'd processes can open follows; an update without devices leaves it alone."""
