@@ -274,6 +274,10 @@ def _attach_attr(dirfd: int, progfd: int, flags: int, replace_fd: int = 0) -> by
     return attr
 
 
+def attach(dirfd: int, progfd: int, flags: int = BPF_F_ALLOW_MULTI, replace_fd: int = 0) -> None:
+    _bpf(BPF_PROG_ATTACH, _attach_attr(dirfd, progfd, flags, replace_fd))
+
+
 def detach(dirfd: int, progfd: int) -> None:
     _bpf(BPF_PROG_DETACH, _attach_attr(dirfd, progfd, 0))
 
@@ -303,14 +307,14 @@ def install(path: str, insns: bytes) -> None:
                 if len(old) == 1:
                     step = "BPF_PROG_ATTACH with BPF_F_REPLACE"
                     try:
-                        _bpf(BPF_PROG_ATTACH, _attach_attr(dirfd, new, BPF_F_ALLOW_MULTI | BPF_F_REPLACE, old[0]))
+                        attach(dirfd, new, BPF_F_ALLOW_MULTI | BPF_F_REPLACE, old[0])
                         replaced = True
                     except OSError as e:
                         if e.errno != errno.EINVAL:  # EINVAL: a kernel before 5.6, no BPF_F_REPLACE
                             raise
                 if not replaced:
                     step = "BPF_PROG_ATTACH"
-                    _bpf(BPF_PROG_ATTACH, _attach_attr(dirfd, new, BPF_F_ALLOW_MULTI))
+                    attach(dirfd, new)
                     step = "BPF_PROG_DETACH of the previous program"
                     for fd in old:
                         detach(dirfd, fd)
