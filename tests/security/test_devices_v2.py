@@ -566,3 +566,17 @@ def test_v2_program_decides_as_the_v1_controller(cg2, v1_devices, nodes):
     outside = [a for a in asks if os.path.basename(a.split(":")[0]) in ("kmsg", "fuse", "loop0")]
     assert all((a, "1") in seen for a in outside), (sorted(seen), compared)
     assert all((a, "OK") in seen for a in outside if "/kmsg:" in a), (sorted(seen), compared)
+
+
+def test_without_cap_bpf_the_load_error_says_what_is_missing():
+    """Root without CAP_SYS_ADMIN and CAP_BPF (a container's root, say) cannot load the program: one
+    line naming the capabilities (a v2 create then fails instead of running without device control)."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux)")
+    code = ("import sys\nsys.path.insert(0, %r)\nfrom runtime.cgroups import devices as D\nfrom runtime.errors "
+            "import PyrunError\ntry:\n    D.load(D.compile_rules([]))\nexcept PyrunError as e:\n    print(e)\n" % REPO)
+    p = subprocess.run(["setpriv", "--bounding-set", "-sys_admin,-bpf", "--inh-caps", "-all", sys.executable,
+                        "-c", code], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == ("cgroup: cannot load the device program (bpf BPF_PROG_LOAD of a CGROUP_DEVICE "
+                                "program): Operation not permitted (needs CAP_SYS_ADMIN or CAP_BPF)"), p.stdout
