@@ -5,6 +5,7 @@ cannot claim something the code does not do."""
 from __future__ import annotations
 
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+DEVICES_ANNOTATION = "org.pyrun.cgroup.devices"
 NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
 
 
@@ -36,5 +37,11 @@ def features_document() -> dict:
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
-        "annotations": {"org.opencontainers.runtime-spec.features.runtime": "pyrun"},
+        "annotations": {
+            "org.opencontainers.runtime-spec.features.runtime": "pyrun",
+            # linux.resources.devices is enforced on every layout pyrun runs containers on: the v1 devices
+            # controller (v1 and hybrid hosts, as runc), an eBPF device program on v2 (cgroups/devices.py;
+            # a kernel refusing it fails the create rather than run the container without one).
+            DEVICES_ANNOTATION: "v1,v2",
+        },
     }

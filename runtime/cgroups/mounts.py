@@ -137,6 +137,26 @@ def detect(mountinfo: str | None = None) -> Layout:
     raise PyrunError("no cgroup file system is mounted (see /proc/self/mountinfo)")
 
 
+# Test-only knob: a directory of this host's cgroup2 mount to use as the root of a pure cgroup v2 host, so
+# the v2 code path (the eBPF device program included) can be driven for real on a hybrid host. Read only
+# when the layout comes from the real mountinfo; nothing in pyrun sets it
+# (tests/security/test_devices_v2.py does).
+TEST_V2_ROOT_ENV = "PYRUN_TEST_CGROUP2_ROOT"
+
+
+def forced_v2_root(layout: Layout) -> Layout:
+    """`layout`, or with $PYRUN_TEST_CGROUP2_ROOT set, a v2 layout rooted at that cgroup2 directory."""
+    path = os.environ.get(TEST_V2_ROOT_ENV)
+    if not path:
+        return layout
+    u = layout.unified
+    path = os.path.normpath(path)
+    if u is None or not (path == u.mountpoint or path.startswith(u.mountpoint.rstrip("/") + "/")) \
+            or not os.path.isdir(path):
+        raise PyrunError("%s=%s: not a directory of this host's cgroup2 mount" % (TEST_V2_ROOT_ENV, path))
+    return Layout("v2", [], Hierarchy(path, join(u.root, path[len(u.mountpoint):]), (), 2))
+
+
 def parse_proc_cgroup(text: str) -> dict:
     """/proc/PID/cgroup -> {controller or "name=x": path}; the v2 entry is under the key ""."""
     out = {}

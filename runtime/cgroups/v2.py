@@ -69,17 +69,23 @@ class V2Cgroup(Cgroup):
 
     # -- limits -----------------------------------------------------------------------------------
     def apply(self, resources: dict | None) -> None:
-        self._set(resources or {})
+        self._set(resources or {}, devices=True)
 
     def update(self, resources: dict | None) -> None:
-        self._set(resources or {})
+        r = resources or {}
+        self._set(r, devices="devices" in r)
 
-    def _set(self, r: dict) -> None:
-        """linux.resources.devices is not enforced on v2 (runc loads an eBPF program; pyrun does not).
+    def _set(self, r: dict, devices: bool) -> None:
+        """linux.resources.devices becomes an eBPF device program (devices.py), as with runc; on create
+        always (the default allow-list), on update only when the rules are given.
         memory.swappiness, memory.disableOOMKiller, memory.kernel*, cpu.realtime*, blockIO.leafWeight
         and network have no v2 files and are ignored, as runc 1.1 ignores them."""
         if not isinstance(r, dict):
             raise PyrunError("linux.resources: expected an object")
+        if devices:
+            from runtime.cgroups import devices as D
+
+            D.apply(self.path, r.get("devices"))
         cpu = r.get("cpu") or {}
         self._cpuset(cpu)
         self._memory(r.get("memory") or {})

@@ -245,6 +245,12 @@ def bpf(cmd, attr):
     return _check(lib.pyrun_bpf(cmd, buf, len(attr)), "bpf")
 
 
+def buffer_address(buf):
+    """The address of a bytearray's memory, for the pointer fields of a syscall structure (bpf_attr's
+    insns, license, log_buf, prog_ids). Valid while `buf` lives and is not resized."""
+    return int(ffi.cast("uintptr_t", ffi.from_buffer(buf)))
+
+
 def keyctl(op, a2=0, a3=0, a4=0, a5=0):
     if isinstance(a2, (str, bytes)):
         a2 = ffi.cast("unsigned long", ffi.new("char[]", _c(a2)))

@@ -386,7 +386,13 @@ V2_FILES = ("cgroup.controllers", "cgroup.subtree_control", "cpu.weight", "cpu.m
 
 
 @pytest.fixture
-def fake_v2(tmp_path):
+def fake_v2(tmp_path, monkeypatch):
+    """A v2 cgroup on plain files; the device program it would attach is recorded in `cg.programs`
+    (path, instructions) instead (bpf() needs a real cgroup2 directory: tests/security/test_devices_v2.py)."""
+    from runtime.cgroups import devices
+
+    programs = []
+    monkeypatch.setattr(devices, "install", lambda path, insns: programs.append((path, insns)))
     root = tmp_path / "cg2"
     root.mkdir()
     (root / "cgroup.controllers").write_text("cpu io memory pids hugetlb cpuset\n")
@@ -397,6 +403,7 @@ def fake_v2(tmp_path):
     for f in V2_FILES:
         (root / "a/c1" / f).write_text("")
     (root / "a/c1/cgroup.controllers").write_text("cpu io memory pids hugetlb cpuset\n")
+    cg.programs = programs
     yield cg, root / "a/c1"
     for f in V2_FILES:
         (root / "a/c1" / f).unlink()
@@ -434,6 +441,28 @@ def test_v2_mapping(fake_v2):
     assert got["io.max"] == "8:0 rbps=1048576"
     assert got["hugetlb.2MB.max"] == "4194304"
     assert got["memory.high"] == "90000000"
+
+
+def test_v2_devices_become_a_device_program(fake_v2):
+    """create attaches a program for the rules (the default allow-list alone without any); update
+    replaces it only when given rules; a bad rule fails before anything is written."""
+    from runtime.cgroups import devices
+
+    cg, leaf = fake_v2
+    fuse = [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "minor": 229,
+                                                 "access": "rwm"}]
+    cg.apply({"devices": fuse, "pids": {"limit": 42}})
+    assert cg.programs == [(str(leaf), devices.compile_rules(fuse))]
+    cg.update({"pids": {"limit": 17}})  # (plain files: same-length values overwrite cleanly)
+    assert len(cg.programs) == 1 and (leaf / "pids.max").read_text() == "17"
+    cg.update({"devices": []})
+    assert cg.programs[-1] == (str(leaf), devices.compile_rules([]))
+    assert devices.compile_rules([]) != devices.compile_rules(fuse)
+    cg.apply(None)
+    assert len(cg.programs) == 3 and cg.programs[-1][1] == devices.compile_rules([])
+    with pytest.raises(PyrunError, match=r"devices\[0\]: invalid cgroup device type 'x'"):
+        cg.update({"devices": [{"allow": True, "type": "x", "access": "r"}], "pids": {"limit": 99}})
+    assert len(cg.programs) == 3 and (leaf / "pids.max").read_text() == "17"
 
 
 def test_v2_unlimited_values(fake_v2):
@@ -490,3 +519,25 @@ def test_pids_recursive(tmp_path):
 
     assert sorted(_fs.pids_in(str(tmp_path))) == [10, 11, 12]
     assert _fs.pids_in(str(tmp_path / "missing")) == []
+
+
+def test_forced_v2_root_knob(tmp_path, monkeypatch):
+    """PYRUN_TEST_CGROUP2_ROOT (test-only): a directory of the cgroup2 mount becomes a pure-v2 root."""
+    (tmp_path / "unified" / "sb-base").mkdir(parents=True)
+    mi = ("31 23 0:28 / %s rw - tmpfs tmpfs rw\n32 31 0:29 / %s/cpu rw - cgroup cgroup rw,cpu\n"
+          "41 31 0:38 / %s/unified rw - cgroup2 cgroup2 rw\n" % (tmp_path, tmp_path, tmp_path))
+    layout = mounts.detect(mi)
+    monkeypatch.delenv(mounts.TEST_V2_ROOT_ENV, raising=False)
+    assert mounts.forced_v2_root(layout) is layout
+    monkeypatch.setenv(mounts.TEST_V2_ROOT_ENV, str(tmp_path / "unified" / "sb-base"))
+    forced = mounts.forced_v2_root(layout)
+    assert forced.mode == "v2" and forced.v1 == []
+    assert mounts.v2_dir(forced.unified, "/c1", None) == str(tmp_path / "unified/sb-base/c1")
+    assert mounts.v2_dir(forced.unified, "c1", {"": "/"}) == str(tmp_path / "unified/sb-base/c1")
+    for bad in (str(tmp_path / "cpu"), str(tmp_path / "unified" / "missing"), "/"):
+        monkeypatch.setenv(mounts.TEST_V2_ROOT_ENV, bad)
+        with pytest.raises(PyrunError, match="PYRUN_TEST_CGROUP2_ROOT"):
+            mounts.forced_v2_root(layout)
+    # samples given explicitly never see the knob
+    monkeypatch.setenv(mounts.TEST_V2_ROOT_ENV, str(tmp_path / "unified" / "sb-base"))
+    assert Cgroup.for_container("/c1", "c1", mountinfo=mi).version == 1
