@@ -98,7 +98,7 @@ class Leases:
 
 
 def _aton(text: str) -> bytes:
-    import socket
+    import _socket as socket
 
     return socket.inet_aton(text)
 
