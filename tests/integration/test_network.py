@@ -424,3 +424,36 @@ def test_bad_netdevices(ct, net, bundle, pyrun, devices, needle):
 def test_features_lists_netdevices(pyrun):
     doc = json.loads(pyrun("features", check=True).out)
     assert doc["linux"]["netDevices"] == {"enabled": True}
+
+
+def test_example_bundle(ct, net, pyrun, rootfs, tmp_path):
+    """examples/network as shipped (the default bridge pyrun0 and subnet), its rootfs from the fixture."""
+    if "pyrun0" in links():
+        pytest.fail("pyrun0 exists before the test: cannot test the example's default bridge")
+    with open(os.path.join(REPO, "examples", "network", "config.json")) as f:
+        cfg = json.load(f)
+    assert cfg["annotations"] == {ANN: "bridge"} and cfg["root"]["path"] == "../busybox/rootfs"
+    cfg["root"]["path"] = rootfs
+    b = tmp_path / "example"
+    b.mkdir()
+    (b / "config.json").write_text(json.dumps(cfg))
+    cid = net.id()
+    try:
+        p = ct.call("run", "-d", "-b", str(b), cid)
+        assert p.returncode == 0, p.err
+        assert "inet 10.213.0.2/16" in wait_for(lambda: read(p.out_path), timeout=10)
+
+        def hello():
+            try:
+                with socket.create_connection(("10.213.0.2", 8080), timeout=2) as s:
+                    return s.recv(100)
+            except OSError:
+                return b""
+
+        assert wait_for(hello, timeout=10).strip() == b"hello from pyrun-net"
+        ct.delete(cid, force=True)
+        assert "pyrun0" not in links()
+    finally:
+        if "pyrun0" in links():
+            ct.pyrun.cleanup()
+            ip("link", "del", "pyrun0", check=False)
