@@ -120,10 +120,11 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         record["pid"] = pid
         record["init_start"] = S.proc_start_time(pid)
         if net.needs_setup:  # the init waits on the exec fifo: eth0 is ready before the user process runs
-            record["network"] = network.record_for(net, ctx.root, cid)
-            if record["network"]:
+            netrec = network.record_for(net, ctx.root, cid)
+            if netrec:
+                record["network"] = netrec
                 S.save(path, record, durable=False)  # what is about to be made, for delete --force
-            network.setup(net, pid, ctx.root, cid, record["network"], lambda: S.save(path, record, durable=False))
+            network.setup(net, pid, ctx.root, cid, netrec, lambda: S.save(path, record, durable=False))
         record["status"] = "created"
         S.save(path, record)
         if pid_file:

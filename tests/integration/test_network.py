@@ -457,3 +457,32 @@ def test_example_bundle(ct, net, pyrun, rootfs, tmp_path):
         if "pyrun0" in links():
             ct.pyrun.cleanup()
             ip("link", "del", "pyrun0", check=False)
+
+
+def test_delete_force_after_pyrun_killed_while_moving_a_device(ct, net, bundle, pyrun, dummy):
+    addr = host_addr(dummy)
+    b = with_devices(bundle, {dummy: {"name": "ctr0"}})
+    b.config["annotations"] = net.annotations()
+    b.write()
+    cid = net.id()
+    p = subprocess.Popen(pyrun.argv + ["--root", pyrun.root, "create", "-b", b.path, cid],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: dummy not in links(), timeout=20, interval=0.001)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    d = pyrun("delete", "--force", cid)
+    assert d.returncode == 0, d.err
+    assert dummy in links() and host_addr(dummy) == addr
+    assert veth_name(pyrun.root, cid) not in links() and leases(pyrun.root) == []
+
+
+def test_bridge_with_a_user_namespace(ct, net, bundle, pyrun):
+    b = bridged(bundle, net, ["sh", "-c", "id -u; ip -o -4 addr show eth0"])
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    b.write()
+    out = ct.output(b, cid=net.id())
+    assert out.splitlines()[0] == "0" and "inet %s/24" % net.addr(2) in out, out
