@@ -52,7 +52,9 @@ def _bridge(p, host, inner, netns: int, root: str, cid: str, rec: dict, save) ->
         br = _ensure_bridge(p, host, p.bridge in db.bridges)
         mtu = p.mtu or _mtu(p.bridge)
         if host.link_lookup(ifname=veth):
-            raise PyrunError("network setup: a link named %s exists already (another pyrun's container?)" % veth)
+            # Named after this root and ID, whose directory this create just made: a leftover of an
+            # earlier container of that ID whose state was removed by hand, not anyone's live veth.
+            host.link("del", ifname=veth)
         host.link("add", ifname=veth, kind="veth", mtu=mtu, master=br, state="up",
                   peer={"ifname": "eth0", "net_ns_fd": netns, "mtu": mtu})
     # The veth is a port of the bridge now: a teardown elsewhere leaves the bridge alone.

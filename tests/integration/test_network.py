@@ -204,6 +204,8 @@ def test_100_create_delete_cycles_leave_nothing(ct, net, bundle, pyrun):
     assert links() - before == set()
     assert leases(pyrun.root) == []
     assert pyrun.ids() == []
+    assert "10.214.%d." % net.third not in ip("route").stdout  # the bridge's route went with it
+    assert float(p.stdout) < 60, "100 cycles took %ss" % p.stdout.strip()
 
 
 def test_50_containers_get_50_addresses(ct, net, bundle, pyrun, tmp_path):
@@ -486,3 +488,16 @@ def test_bridge_with_a_user_namespace(ct, net, bundle, pyrun):
     b.write()
     out = ct.output(b, cid=net.id())
     assert out.splitlines()[0] == "0" and "inet %s/24" % net.addr(2) in out, out
+
+
+def test_leftover_veth_of_the_same_id_is_replaced(ct, net, bundle, pyrun):
+    cid = net.id()
+    stale = veth_name(pyrun.root, cid)
+    ip("link", "add", stale, "type", "veth", "peer", "name", "pyrs" + secrets.token_hex(3))
+    try:
+        ct.create(bridged(bundle, net, ["true"]), cid=cid)
+        assert os.path.exists("/sys/class/net/%s/brif/%s" % (net.bridge, stale))
+        ct.delete(cid)
+        assert stale not in links()
+    finally:
+        ip("link", "del", stale, check=False)
