@@ -36,6 +36,7 @@ def features_document() -> dict:
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.runtime": "pyrun",

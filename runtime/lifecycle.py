@@ -82,6 +82,9 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
     if not os.path.isdir(cfg.root_path):
         raise PyrunError("rootfs (%s) does not exist" % cfg.root_path)
+    from runtime import network
+
+    net = network.plan(cfg)  # bad annotations / netDevices fail here, before anything exists
     path = S.make_container_dir(ctx.root, cid)
     lock_fd = S.lock(path)
     record = {
@@ -138,6 +141,12 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         record["init_start"] = S.proc_start_time(pid)
         if cfg.linux.namespace("pid") is not None:
             record["pidns"] = _pid_ns(pid)
+        if net.needs_setup:  # the init waits on the exec fifo: eth0 is ready before the user process runs
+            netrec = network.record_for(net, ctx.root, cid)
+            if netrec:
+                record["network"] = netrec
+                S.save(path, record, durable=False)  # what is about to be made, for delete --force
+            network.setup(net, pid, ctx.root, cid, netrec, lambda: S.save(path, record, durable=False))
         record["status"] = "created"
         S.save(path, record)
         if pid_file:
@@ -145,6 +154,11 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     except BaseException:
         if pipes is not None:
             pipes.close()
+        if record.get("network"):
+            try:
+                network.teardown(record["network"], ctx.root, cid, record["pid"] if S.init_alive(record) else 0)
+            except Exception:
+                pass
         if record["pid"]:
             _kill_wait(record["pid"], record["init_start"])
         if cgroup is not None:
@@ -301,6 +315,14 @@ def delete(ctx, cid: str, force: bool = False) -> None:
 
 def destroy(c: Container) -> None:
     """Kill whatever is left, remove the cgroup and the state directory."""
+    net_error = None
+    if c.record.get("network"):  # while the init lives: moved devices go back from its netns
+        from runtime import network
+
+        try:
+            network.teardown(c.record["network"], os.path.dirname(c.dir), c.id, c.pid if S.init_alive(c.record) else 0)
+        except PyrunError as e:
+            net_error = e
     cg = c.cgroup()
     if S.init_alive(c.record):
         if cg is not None and c.status == "paused":
@@ -323,6 +345,8 @@ def destroy(c: Container) -> None:
             if not cg.pids() or container_pids(c, cg):
                 raise
     _remove_dir(c.dir)
+    if net_error is not None:
+        raise net_error
 
 
 def _poststop_hooks(c: Container) -> list:
