@@ -70,6 +70,11 @@ def ensure() -> None:
         raise PyrunError("re-executing pyrun from its sealed copy: %s" % e.strerror) from None
 
 
+def _xoptions() -> list[str]:
+    """The interpreter's -X options (importtime, ...) carry over to the sealed one."""
+    return [a for k, v in sys._xoptions.items() for a in ("-X", k if v is True else "%s=%s" % (k, v))]
+
+
 def _boot(path: list[str]) -> str:
     return "import sys; sys.path[:] = %r; from runtime.cli import run; run()" % (path,)
 
@@ -140,7 +145,7 @@ def _overlay_plan():
             if os.path.exists(os.path.join(d, "gconv", "gconv-modules.cache")) and "GCONV_PATH" not in os.environ:
                 extra.setdefault("GCONV_PATH", sealed(os.path.join(d, "gconv")))
         prog = sealed_path(exe)
-        boot = [sys.executable or exe, "-IS", "-c", _boot(path)] + sys.argv[1:]
+        boot = [sys.executable or exe, "-IS"] + _xoptions() + ["-c", _boot(path)] + sys.argv[1:]
         if loader is None:  # a static interpreter: nothing else is mapped
             fd = os.open(prog, os.O_PATH | os.O_CLOEXEC)
             argv = boot
@@ -173,7 +178,7 @@ def _memfd_plan():
     except OSError as e:
         raise PyrunError("sealing a copy of the interpreter (%s): %s" % (exe, e.strerror)) from None
     path = [p for p in sys.path if p]
-    return [sys.executable or exe, "-IS", "-c", _boot(path)] + sys.argv[1:], fd, [], {}
+    return [sys.executable or exe, "-IS"] + _xoptions() + ["-c", _boot(path)] + sys.argv[1:], fd, [], {}
 
 
 def launcher_header() -> str:
