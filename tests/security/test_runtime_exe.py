@@ -136,3 +136,51 @@ def test_created_init_exe_is_sealed(ct, bundle, rwrootfs, cc, tmp_path):
     assert "refused /proc/1/exe" in p.out, p.out
     assert p.out.count("refused") > 3, p.out
     assert "WRITABLE" not in p.out, p.out
+
+
+def test_compiled_launcher_starts_sealed(ct, bundle, tmp_path):
+    """The launcher examples/setup.sh installs (runtime/launcher.c) seals without the Python re-exec: a
+    created init started through it maps nothing but read-only overlay files, and says it was sealed."""
+    import subprocess
+    import sys
+
+    import runtime
+    from runtime.sealed import launcher_header
+
+    repo = os.path.dirname(os.path.dirname(runtime.__file__))
+    header = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r)\n"
+                             "from runtime.sealed import launcher_header; sys.stdout.write(launcher_header())" % repo],
+                            capture_output=True, text=True, check=True).stdout
+    assert callable(launcher_header) and "#define LOADER" in header
+    (tmp_path / "launcher.h").write_text(header)
+    exe = str(tmp_path / "pyrun")
+    subprocess.run(["gcc", "-O2", "-I", str(tmp_path), "-o", exe, os.path.join(repo, "runtime", "launcher.c")],
+                   check=True)
+    b = bundle(["true"])
+    cid = ct.id()
+    with open(str(tmp_path / "err"), "w+") as err:  # a file: the created init holds its stdio
+        p = subprocess.run([exe, "--root", ct.pyrun.root, "create", "-b", b.path, cid], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=err, timeout=30)
+        err.seek(0)
+        assert p.returncode == 0, err.read()
+    pid = ct.state(cid)["pid"]
+    assert os.readlink("/proc/%d/exe" % pid).startswith("/ld-linux"), os.readlink("/proc/%d/exe" % pid)
+    files = set()
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].startswith("/"):
+                files.add(parts[5].strip())
+    for name in os.listdir("/proc/%d/map_files" % pid):
+        try:
+            fd = os.open("/proc/%d/map_files/%s" % (pid, name), os.O_PATH)
+        except OSError:
+            continue
+        try:
+            assert os.fstatvfs(fd).f_flag & os.ST_RDONLY, "%s is mapped from a writable mount" % os.readlink(
+                "/proc/self/fd/%d" % fd)
+        finally:
+            os.close(fd)
+    assert files, "no file mappings seen"
+    # the sealed process took note of its overlays and dropped the variables meant for libc alone
+    assert b"_PYRUN_SEALED=" in open("/proc/%d/environ" % pid, "rb").read()
