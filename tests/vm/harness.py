@@ -293,6 +293,8 @@ def run(command: str, *, flavour: str = "plain", timeout: float = 300, env: dict
         with open(os.path.join(job, "config"), "w") as f:
             f.write("flavour=%s\nmodules=%s\nkver=%s\n" % (flavour, os.path.join(k.root, "lib", "modules"),
                                                             k.kver))
+        with open(os.path.join(job, "disk.img"), "wb") as f:  # a block device for the io controller
+            f.truncate(64 << 20)
         append = ["console=ttyS0", "quiet", "loglevel=1", "panic=-1", "rdinit=/init"]
         if flavour == "systemd":
             append += ["systemd.unified_cgroup_hierarchy=1", "systemd.unit=pyrun-vm.target",
@@ -307,6 +309,8 @@ def run(command: str, *, flavour: str = "plain", timeout: float = 300, env: dict
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
             "-fsdev", "local,id=job,path=%s,security_model=none,multidevs=remap" % job,
             "-device", "virtio-9p-pci,fsdev=job,mount_tag=job",
+            "-drive", "file=%s,if=none,id=disk,format=raw" % os.path.join(job, "disk.img"),
+            "-device", "virtio-blk-pci,drive=disk,serial=pyrun-vm-disk",
             "-device", "virtio-serial-pci",
             "-chardev", "file,id=out,path=" + os.path.join(job, "stdout"),
             "-device", "virtserialport,chardev=out,name=pyrun.stdout",

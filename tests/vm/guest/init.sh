@@ -28,6 +28,7 @@ fi
 rm -f /.dockerenv   # systemd would take the guest for a container and ignore the kernel command line
 mkdir -p /lib/modules
 mount --bind "$modules" /lib/modules
+busybox modprobe virtio_blk   # /dev/vda: a 64M scratch disk (the io controller's tests)
 
 if [ "$flavour" = systemd ]; then
     mkdir -p /etc/systemd/system /etc/tmpfiles.d
