@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import sys
 
 import pytest
@@ -40,3 +41,21 @@ def sh(bundle):
         return bundle(args=["sh", "-c", script], **kw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory):
+    """The busybox rootfs, copied into the guest's tmpfs once: the host's copy (seen over 9p) may be
+    rebuilt while the VM runs, and runc wants a path without symlinks."""
+    from tests.conftest import EXAMPLE_ROOTFS, require_root
+
+    require_root()
+    src = os.path.realpath(EXAMPLE_ROOTFS)
+    dst = str(tmp_path_factory.mktemp("guest") / "rootfs")
+    if os.path.exists(os.path.join(src, "bin", "busybox")):
+        subprocess.run(["cp", "-a", src, dst], check=True)
+    else:
+        os.mkdir(dst)
+        subprocess.run(["sh", os.path.join(os.path.dirname(EXAMPLE_ROOTFS), "make-rootfs.sh"), dst], check=True,
+                       stdout=subprocess.DEVNULL)
+    return os.path.realpath(dst)
