@@ -77,5 +77,93 @@ def test_pyrun_cgroupfs_driver_on_a_systemd_host(pyrun, bundle, tmp_path):
     p = pyrun("run", "-b", b.path, cid, timeout=60)
     assert p.returncode == 0, p.err
     assert p.out.strip() == str(64 * MB)
-    assert not os.path.exists(CG + "/vm.slice/" + cid)
-    os.rmdir(CG + "/vm.slice") if os.path.isdir(CG + "/vm.slice") else None
+    assert not os.path.exists(CG + "/vm.slice"), "the cgroup or the parent pyrun made is left"
+
+
+# -- pyrun's systemd driver, side by side with runc's ----------------------------------------------------
+SHOWN = ("Delegate", "Slice", "MemoryMax", "MemoryLow", "MemorySwapMax", "TasksMax", "CPUWeight",
+         "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "AllowedCPUs", "AllowedMemoryNodes", "ActiveState")
+FILES = ("memory.max", "memory.low", "memory.swap.max", "pids.max", "cpu.weight", "cpu.max", "cpuset.cpus",
+         "cpuset.mems", "cgroup.controllers")
+
+
+def _unit(unit: str) -> dict:
+    args = ["show", unit] + [a for p in SHOWN + ("ControlGroup",) for a in ("-p", p)]
+    return dict(ln.split("=", 1) for ln in systemctl(*args).splitlines() if "=" in ln)
+
+
+@pytest.mark.parametrize("slice_", ["system.slice", "vmtest-pods.slice"])
+def test_pyrun_systemd_driver_like_runc(pyrun, runc, bundle, tmp_path, slice_):
+    seen = {}
+    for rt in (pyrun, runc):
+        name = "vm" + secrets.token_hex(4)
+        b = _bundle(bundle, "%s:vm%s:%s" % (slice_, rt.name, name))
+        b.linux["resources"] = {"memory": {"limit": 64 * MB, "swap": 96 * MB, "reservation": 8 * MB},
+                                "pids": {"limit": 33}, "cpu": {"shares": 2048, "quota": 50000, "period": 100000,
+                                                               "cpus": "0", "mems": "0"}}
+        b.write()
+        rc, _, err = _detached(rt.argv + ["--root", rt.root, "--systemd-cgroup", "run", "-d", "-b", b.path, name],
+                               tmp_path)
+        assert rc == 0, "%s: %s" % (rt.name, err)
+        unit = "vm%s-%s.scope" % (rt.name, name)
+        try:
+            props = _unit(unit)
+            path = CG + props.pop("ControlGroup")
+            files = {f: read(os.path.join(path, f)) for f in FILES}
+            st = subprocess.run(rt.argv + ["--root", rt.root, "--systemd-cgroup", "state", name],
+                                capture_output=True, text=True, timeout=30)
+            assert st.returncode == 0 and '"running"' in st.stdout, st.stdout + st.stderr
+            init = [ln for ln in st.stdout.splitlines() if '"pid"' in ln][0]
+            pid = int(init.split(":")[1].strip(" ,"))
+            assert read("/proc/%d/cgroup" % pid) == "0::" + path[len(CG):]
+            seen[rt.name] = (props, files)
+        finally:
+            d = subprocess.run(rt.argv + ["--root", rt.root, "--systemd-cgroup", "delete", "--force", name],
+                               capture_output=True, text=True, timeout=60)
+        assert d.returncode == 0, d.stderr
+        assert systemctl("show", unit, "-p", "ActiveState") == "ActiveState=inactive", "%s: %s left" % (rt.name, unit)
+        assert not os.path.exists(path)
+    assert seen["pyrun"] == seen["runc"]
+    assert seen["pyrun"][0]["Delegate"] == "yes" and seen["pyrun"][0]["MemoryMax"] == str(64 * MB)
+    assert seen["pyrun"][1]["pids.max"] == "33"
+
+
+def test_pyrun_systemd_update_stats_pause_and_exec(pyrun, bundle, tmp_path):
+    name = "vm" + secrets.token_hex(4)
+    b = _bundle(bundle, "system.slice:vmpyrun:" + name)
+    g = ["--root", pyrun.root, "--systemd-cgroup"]
+    rc, _, err = _detached(pyrun.argv + g + ["run", "-d", "-b", b.path, name], tmp_path)
+    assert rc == 0, err
+    unit = "vmpyrun-%s.scope" % name
+    try:
+        p = subprocess.run(pyrun.argv + g + ["update", "--memory", str(80 * MB), "--pids-limit", "44", name],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        props = _unit(unit)
+        path = CG + props["ControlGroup"]
+        assert props["MemoryMax"] == str(80 * MB) and props["TasksMax"] == "44"
+        assert read(path + "/memory.max") == str(80 * MB) and read(path + "/pids.max") == "44"
+        p = subprocess.run(pyrun.argv + g + ["exec", name, "cat", "/proc/self/cgroup"], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0 and p.stdout.strip() == "0::" + props["ControlGroup"], p.stdout + p.stderr
+        for verb in ("pause", "resume"):
+            p = subprocess.run(pyrun.argv + g + [verb, name], capture_output=True, text=True, timeout=30)
+            assert p.returncode == 0, p.stderr
+        st = subprocess.run(pyrun.argv + g + ["events", "--stats", name], capture_output=True, text=True, timeout=30)
+        assert st.returncode == 0 and '"limit":%d' % (80 * MB) in st.stdout.replace(" ", ""), st.stdout + st.stderr
+    finally:
+        subprocess.run(pyrun.argv + g + ["delete", "--force", name], capture_output=True, timeout=60)
+    assert systemctl("show", unit, "-p", "ActiveState") == "ActiveState=inactive"
+
+
+def test_pyrun_systemd_delete_force_removes_a_created_unit(pyrun, bundle, tmp_path):
+    name = "vm" + secrets.token_hex(4)
+    b = _bundle(bundle, "system.slice:vmpyrun:" + name)
+    g = ["--root", pyrun.root, "--systemd-cgroup"]
+    rc, _, err = _detached(pyrun.argv + g + ["create", "-b", b.path, name], tmp_path)
+    assert rc == 0, err
+    unit = "vmpyrun-%s.scope" % name
+    assert systemctl("is-active", unit) == "active"
+    p = subprocess.run(pyrun.argv + g + ["delete", "--force", name], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert systemctl("show", unit, "-p", "ActiveState") == "ActiveState=inactive"
