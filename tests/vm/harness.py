@@ -216,8 +216,14 @@ def _write_initramfs(k: Kernel, out: str) -> None:
     for d in ("bin", "dev", "proc", "sys", "modules"):
         entries.append((d, stat.S_IFDIR | 0o755, b"", (0, 0)))
     entries.append(("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)))
-    with open(BUSYBOX, "rb") as f:
-        entries.append(("bin/busybox", stat.S_IFREG | 0o755, f.read(), (0, 0)))
+    try:
+        with open(BUSYBOX, "rb") as f:
+            bb = f.read()
+    except OSError as e:
+        raise VmError("%s: %s (Debian: busybox-static)" % (BUSYBOX, e.strerror)) from None
+    if b"ld-linux" in bb[:4096]:  # a PT_INTERP: dynamically linked, useless without its libraries
+        raise VmError("%s is dynamically linked; the initramfs needs busybox-static" % BUSYBOX)
+    entries.append(("bin/busybox", stat.S_IFREG | 0o755, bb, (0, 0)))
     entries.append(("init", stat.S_IFREG | 0o755, _STAGE1.encode(), (0, 0)))
     names = []
     for rel in order:

@@ -328,6 +328,32 @@ def test_memory_max_bites_in_the_foreground(ct, sh):
     assert "big=137" in out and "small=0" in out, out
 
 
+@pytest.fixture
+def swap():
+    """The VM's scratch disk as swap, for as long as the test runs."""
+    subprocess.run(["mkswap", "/dev/vda"], check=True, capture_output=True)
+    subprocess.run(["swapon", "/dev/vda"], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["swapoff", "/dev/vda"], check=True, capture_output=True)
+
+
+def test_memory_swap_max_bites(ct, sh, swap):
+    """memory.max 16M: a 24M allocation lives if swap may take the rest, and is OOM-killed when the OCI
+    swap (memory+swap) equals the limit (memory.swap.max 0)."""
+    script = "dd if=/dev/zero of=/dev/null bs=24M count=1 2>/dev/null; echo rc=$?; read s < /sys/fs/cgroup/memory.swap.max; echo swapmax=$s"
+    got = {}
+    for swap_total in (64 * MB, 16 * MB):
+        b = sh(script)
+        b.linux["resources"] = {"memory": {"limit": 16 * MB, "swap": swap_total}}
+        b.namespaces("pid", "ipc", "uts", "mount", "cgroup")
+        b.write()
+        got[swap_total] = ct.output(b, timeout=120).split()
+    assert got[64 * MB] == ["rc=0", "swapmax=%d" % (48 * MB)], got
+    assert got[16 * MB] == ["rc=137", "swapmax=0"], got
+
+
 # -- freeze, stats, update -------------------------------------------------------------------------------
 def test_pause_resume_freezes_the_cgroup(ct, sh):
     b = sh("while :; do echo x > /dev/null; done")
