@@ -319,6 +319,29 @@ def test_allocation_oom_killed_and_reported_by_events(ct, sh, tmp_path):
     assert cgdir["status"] == "running"
 
 
+def test_oom_kill_of_the_init_is_reported_by_events(ct, sh, tmp_path):
+    """The OOM killer takes the init itself: `events` still reports the oom before it ends."""
+    b = sh("sleep 1; exec dd if=/dev/zero of=/dev/null bs=64M count=1")
+    b.linux["resources"] = {"memory": {"limit": 32 * MB, "swap": 32 * MB}}
+    b.write()
+    cid = ct.create(b).cid
+    ev_path = tmp_path / "events"
+    with open(ev_path, "wb") as evf:
+        ev = subprocess.Popen(ct.pyrun.argv + ["--root", ct.pyrun.root, "events", "--interval", "1h", cid],
+                              stdout=evf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: '"stats"' in ev_path.read_text()), ev_path.read_text()
+        ct.call("start", cid)
+        ev.wait(timeout=60)  # ends with the container
+    finally:
+        if ev.poll() is None:
+            ev.kill()
+            ev.wait()
+    assert ct.wait_stopped(cid)
+    assert {"type": "oom", "id": cid} in [json.loads(ln) for ln in ev_path.read_text().splitlines()], \
+        ev_path.read_text()
+
+
 def test_memory_max_bites_in_the_foreground(ct, sh):
     b = sh("dd if=/dev/zero of=/dev/null bs=48M count=1 2>/dev/null; echo big=$?; "
            "dd if=/dev/zero of=/dev/null bs=4M count=1 2>/dev/null; echo small=$?")
