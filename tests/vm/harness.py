@@ -266,6 +266,28 @@ def leftover_qemus() -> list:
     return found
 
 
+def sweep_stale_jobs(min_age: float = 120.0) -> None:
+    """Remove job directories of runners that were killed outright (their emulator died with them): no
+    live emulator names them and they are older than any run's start-up."""
+    live = set()
+    for pid in leftover_qemus():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                live.update(a.decode(errors="replace") for a in f.read().split(b"\0"))
+        except OSError:
+            pass
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        d = os.path.join(tmp, name)
+        if not name.startswith(JOB_PREFIX) or any(d in a for a in live):
+            continue
+        try:
+            if time.time() - os.lstat(d).st_mtime > min_age:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _read(path: str) -> str:
     try:
         with open(path, "rb") as f:
@@ -283,6 +305,7 @@ def run(command: str, *, flavour: str = "plain", timeout: float = 300, env: dict
     if flavour not in ("plain", "systemd"):
         raise VmError("unknown VM flavour %r" % flavour)
     k = prepare()
+    sweep_stale_jobs()
     job = tempfile.mkdtemp(prefix=JOB_PREFIX)
     proc = None
     t0 = time.monotonic()
@@ -327,7 +350,7 @@ def run(command: str, *, flavour: str = "plain", timeout: float = 300, env: dict
             argv[1:1] = ["-bios", QBOOT]
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         except FileNotFoundError:
             raise VmError("%s is not installed (Debian: qemu-system-x86)" % QEMU) from None
         try:
@@ -348,6 +371,15 @@ def run(command: str, *, flavour: str = "plain", timeout: float = 300, env: dict
         if proc is not None and proc.poll() is None:
             _kill(proc)
         shutil.rmtree(job, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the emulator's child before exec: SIGKILL it if the runner dies (a killed pytest runs no
+    `finally`, and the emulator is in a session of its own)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -50,7 +50,8 @@ def _pytest_in_vm(paths, flavour: str, timeout: float, deselect=()) -> harness.V
     cmd = " ".join([PY, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", *paths,
                     *("--deselect=" + d for d in deselect)])
     res = harness.run(cmd, flavour=flavour, timeout=timeout, env=_guest_env())
-    print("guest (%s): status %s in %.1fs" % (flavour, res.status, res.seconds))
+    summary = (res.stdout.strip().splitlines() or ["(no output)"])[-1]
+    print("guest (%s): status %s in %.1fs: %s" % (flavour, res.status, res.seconds, summary))
     if res.status != 0:
         out = res.stdout.splitlines()
         failing = [ln for ln in out if ln.startswith(("FAILED ", "ERROR ", "SKIPPED "))]
