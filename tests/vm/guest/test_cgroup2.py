@@ -365,7 +365,8 @@ def swap():
 def test_memory_swap_max_bites(ct, sh, swap):
     """memory.max 16M: a 24M allocation lives if swap may take the rest, and is OOM-killed when the OCI
     swap (memory+swap) equals the limit (memory.swap.max 0)."""
-    script = "dd if=/dev/zero of=/dev/null bs=24M count=1 2>/dev/null; echo rc=$?; read s < /sys/fs/cgroup/memory.swap.max; echo swapmax=$s"
+    script = ("dd if=/dev/zero of=/dev/null bs=24M count=1 2>/dev/null; echo rc=$?; "
+              "read s < /sys/fs/cgroup/memory.swap.max; echo swapmax=$s")
     got = {}
     for swap_total in (64 * MB, 16 * MB):
         b = sh(script)
