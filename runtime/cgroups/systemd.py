@@ -6,7 +6,7 @@ name ending in ".slice" is taken as is), started through systemd's D-Bus API (St
 the system bus, with jeepney, imported only here) with Delegate=yes and the container's init as its
 only PID, and the resources translated into unit properties the way runc translates them (MemoryMax,
 MemoryLow, MemorySwapMax, CPUWeight, CPUQuotaPerSecUSec/CPUQuotaPeriodUSec, TasksMax, AllowedCPUs,
-AllowedMemoryNodes). The same resources are then written to the cgroup files too (what systemd has no
+AllowedMemoryNodes, and the unified keys that have one). The same resources are then written to the cgroup files too (what systemd has no
 property for: io.max, hugetlb, unified keys), exactly as the cgroupfs driver writes them.
 
 A scope needs a process to exist, so the unit is started when the init's pid is added (`add`, before
@@ -136,6 +136,54 @@ def resource_properties(r: dict) -> list:
     pids = C.get_int(r.get("pids") or {}, "limit", "pids")
     if pids:
         props.append(("TasksMax", ("t", INFINITY if pids < 0 else pids)))
+    props += unified_properties(r.get("unified") or {})
+    return props
+
+
+def _unified_int(key: str, value: str) -> int:
+    value = str(value).strip()
+    if value == "max":
+        return INFINITY
+    try:
+        n = int(value)
+    except ValueError:
+        raise PyrunError("linux.resources.unified: %s: invalid value %r" % (key, value)) from None
+    if n < 0:
+        raise PyrunError("linux.resources.unified: %s: invalid value %r" % (key, value))
+    return n
+
+
+def unified_properties(u: dict) -> list:
+    """The unified keys systemd has a property for, as properties too (as runc does): systemd writes its
+    own idea of these files again on every daemon-reload, so a key written only to the file would be
+    lost. The rest are written to the files alone."""
+    if not isinstance(u, dict):
+        raise PyrunError("linux.resources.unified: expected an object")
+    props = []
+    simple = {"memory.max": "MemoryMax", "memory.low": "MemoryLow", "memory.high": "MemoryHigh",
+              "memory.min": "MemoryMin", "memory.swap.max": "MemorySwapMax", "pids.max": "TasksMax"}
+    for key, value in u.items():
+        if key in simple:
+            props.append((simple[key], ("t", _unified_int(key, value))))
+        elif key == "cpu.weight":
+            props.append(("CPUWeight", ("t", _unified_int(key, value))))
+        elif key == "cpu.max":
+            parts = str(value).split()
+            if not 1 <= len(parts) <= 2:
+                raise PyrunError("linux.resources.unified: cpu.max: invalid value %r" % value)
+            period = _unified_int(key, parts[1]) if len(parts) == 2 else 100000
+            if period in (0, INFINITY):
+                raise PyrunError("linux.resources.unified: cpu.max: invalid period in %r" % value)
+            quota = _unified_int(key, parts[0])
+            per_sec = INFINITY if quota == INFINITY else quota * 1000000 // period
+            if per_sec != INFINITY and per_sec % 10000:
+                per_sec = (per_sec // 10000 + 1) * 10000
+            props.append(("CPUQuotaPeriodUSec", ("t", period)))
+            props.append(("CPUQuotaPerSecUSec", ("t", per_sec)))
+        elif key == "cpuset.cpus":
+            props.append(("AllowedCPUs", ("ay", _cpuset_mask(str(value), "cpus"))))
+        elif key == "cpuset.mems":
+            props.append(("AllowedMemoryNodes", ("ay", _cpuset_mask(str(value), "mems"))))
     return props
 
 

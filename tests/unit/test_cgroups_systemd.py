@@ -67,3 +67,17 @@ def test_state_round_trip():
     back = Cgroup.from_state(cg.to_state())
     assert isinstance(back, SystemdCgroup) and back.unit == "cri-abc.scope" and back.path == cg.path
     assert back.started and not cg.started
+
+
+def test_unified_keys_become_properties_too():
+    props = dict(resource_properties({"unified": {"memory.high": "50000000", "pids.max": "max", "cpu.weight": "77",
+                                                  "cpu.max": "25000 50000", "cpuset.cpus": "1",
+                                                  "io.max": "8:0 rbps=1"}}))
+    assert props["MemoryHigh"] == ("t", 50000000)
+    assert props["TasksMax"] == ("t", INFINITY)
+    assert props["CPUWeight"] == ("t", 77)
+    assert props["CPUQuotaPerSecUSec"] == ("t", 500000) and props["CPUQuotaPeriodUSec"] == ("t", 50000)
+    assert props["AllowedCPUs"] == ("ay", b"\x02")
+    assert "io.max" not in str(props)  # no property: written to the file only
+    with pytest.raises(PyrunError, match="memory.high"):
+        resource_properties({"unified": {"memory.high": "lots"}})

@@ -81,9 +81,9 @@ def test_pyrun_cgroupfs_driver_on_a_systemd_host(pyrun, bundle, tmp_path):
 
 
 # -- pyrun's systemd driver, side by side with runc's ----------------------------------------------------
-SHOWN = ("Delegate", "Slice", "MemoryMax", "MemoryLow", "MemorySwapMax", "TasksMax", "CPUWeight",
+SHOWN = ("Delegate", "Slice", "MemoryMax", "MemoryLow", "MemoryHigh", "MemorySwapMax", "TasksMax", "CPUWeight",
          "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "AllowedCPUs", "AllowedMemoryNodes", "ActiveState")
-FILES = ("memory.max", "memory.low", "memory.swap.max", "pids.max", "cpu.weight", "cpu.max", "cpuset.cpus",
+FILES = ("memory.max", "memory.low", "memory.high", "memory.swap.max", "pids.max", "cpu.weight", "cpu.max", "cpuset.cpus",
          "cpuset.mems", "cgroup.controllers")
 
 
@@ -100,13 +100,17 @@ def test_pyrun_systemd_driver_like_runc(pyrun, runc, bundle, tmp_path, slice_):
         b = _bundle(bundle, "%s:vm%s:%s" % (slice_, rt.name, name))
         b.linux["resources"] = {"memory": {"limit": 64 * MB, "swap": 96 * MB, "reservation": 8 * MB},
                                 "pids": {"limit": 33}, "cpu": {"shares": 2048, "quota": 50000, "period": 100000,
-                                                               "cpus": "0", "mems": "0"}}
+                                                               "cpus": "0", "mems": "0"},
+                                "unified": {"memory.high": "50000000", "pids.max": "30"}}
         b.write()
         rc, _, err = _detached(rt.argv + ["--root", rt.root, "--systemd-cgroup", "run", "-d", "-b", b.path, name],
                                tmp_path)
         assert rc == 0, "%s: %s" % (rt.name, err)
         unit = "vm%s-%s.scope" % (rt.name, name)
         try:
+            # systemd writes its own values back into the cgroup on a reload: what was only written to
+            # the files (not given as properties) would be lost here.
+            subprocess.run(["systemctl", "daemon-reload"], check=True, timeout=60)
             props = _unit(unit)
             path = CG + props.pop("ControlGroup")
             files = {f: read(os.path.join(path, f)) for f in FILES}
@@ -125,7 +129,8 @@ def test_pyrun_systemd_driver_like_runc(pyrun, runc, bundle, tmp_path, slice_):
         assert not os.path.exists(path)
     assert seen["pyrun"] == seen["runc"]
     assert seen["pyrun"][0]["Delegate"] == "yes" and seen["pyrun"][0]["MemoryMax"] == str(64 * MB)
-    assert seen["pyrun"][1]["pids.max"] == "33"
+    assert seen["pyrun"][1]["pids.max"] == "30"  # unified wins
+    assert seen["pyrun"][1]["memory.high"] == str(50000000 // os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def test_pyrun_systemd_update_stats_pause_and_exec(pyrun, bundle, tmp_path):
