@@ -97,7 +97,8 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         os.chmod(os.path.join(path, S.EXEC_FIFO), 0o622)  # not the caller's umask: a user ns root writes it
         from runtime.cgroups import Cgroup
 
-        cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid, systemd=ctx.systemd_cgroup)
+        cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid, systemd=ctx.systemd_cgroup,
+                                      annotations=cfg.annotations)
         cgroup.plan()
         record["cgroup"] = cgroup.to_state()
         S.save(path, record, durable=False)  # from here on, delete --force cleans up after a killed pyrun

@@ -32,14 +32,17 @@ class Cgroup:
 
     @classmethod
     def for_container(cls, cgroups_path: str | None, container_id: str, *, mountinfo: str | None = None,
-                      self_cgroup: str | None = None, systemd: bool = False) -> "Cgroup":
+                      self_cgroup: str | None = None, systemd: bool = False,
+                      annotations: dict | None = None) -> "Cgroup":
         """mountinfo / self_cgroup: the text of /proc/self/mountinfo and /proc/self/cgroup (tests inject
         samples; by default the files are read, the second only when the path is relative).
-        systemd: the systemd driver (--systemd-cgroup), cgroupsPath "slice:prefix:name"."""
+        systemd: the systemd driver (--systemd-cgroup), cgroupsPath "slice:prefix:name"; it takes the
+        config's org.systemd.property.* annotations as unit properties."""
         if systemd:
             from runtime.cgroups.systemd import SystemdCgroup
 
-            return SystemdCgroup.for_container(cgroups_path, container_id, mountinfo=mountinfo)
+            return SystemdCgroup.for_container(cgroups_path, container_id, mountinfo=mountinfo,
+                                               annotations=annotations)
         from runtime.cgroups import mounts
 
         inner = mounts.inner_path(cgroups_path, container_id)

@@ -14,8 +14,10 @@ the init is let go), not in `create`: the init is cloned outside the cgroup and 
 `destroy` stops the unit (and resets it if it failed); it works from the saved state alone, so
 `delete --force` removes the unit of a pyrun that died half-way.
 
-Not translated (yet): linux.resources.devices to DeviceAllow (the cgroup2 device program is separate)
-and `org.systemd.property.*` annotations."""
+`org.systemd.property.NAME` annotations are passed through as properties of the unit (values in the
+GVariant text forms runc's users write: "uint64 123", "true", "'text'").
+
+Not translated (yet): linux.resources.devices to DeviceAllow (the cgroup2 device program is separate)."""
 from __future__ import annotations
 
 import os
@@ -187,6 +189,54 @@ def unified_properties(u: dict) -> list:
     return props
 
 
+# -- org.systemd.property.* annotations ----------------------------------------------------------------------
+ANNOTATION = "org.systemd.property."
+_INT_TYPES = {"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u", "int64": "x", "uint64": "t"}
+_INT_RANGE = {"y": (0, 255), "n": (-(1 << 15), (1 << 15) - 1), "q": (0, (1 << 16) - 1),
+              "i": (-(1 << 31), (1 << 31) - 1), "u": (0, (1 << 32) - 1), "x": (-(1 << 63), (1 << 63) - 1),
+              "t": (0, INFINITY)}
+
+
+def _variant(text: str, what: str):
+    """The GVariant text forms runc's annotations use: `uint64 123` (any integer type), `@t 123`, a bare
+    integer (int32), `true`/`false`, a 'quoted' or "quoted" string."""
+    t = text.strip()
+    if t in ("true", "false"):
+        return ("b", t == "true")
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return ("s", t[1:-1])
+    sig, num = "i", t
+    head, _, rest = t.partition(" ")
+    if head in _INT_TYPES:
+        sig, num = _INT_TYPES[head], rest.strip()
+    elif head.startswith("@") and head[1:] in _INT_RANGE:
+        sig, num = head[1:], rest.strip()
+    try:
+        n = int(num, 0)
+    except ValueError:
+        raise PyrunError("annotation %s: cannot parse %r (use e.g. \"uint64 123\", \"true\", \"'text'\")"
+                         % (what, text)) from None
+    lo, hi = _INT_RANGE[sig]
+    if not lo <= n <= hi:
+        raise PyrunError("annotation %s: %r out of range" % (what, text))
+    return (sig, n)
+
+
+def annotation_properties(annotations: dict | None) -> list:
+    """org.systemd.property.NAME = value -> unit properties, added after pyrun's own (so they win)."""
+    props = []
+    for key, value in sorted((annotations or {}).items()):
+        if not key.startswith(ANNOTATION):
+            continue
+        name = key[len(ANNOTATION):]
+        if not name or not name.isalnum() or not name[0].isupper():
+            raise PyrunError("annotation %s: not a systemd property name" % key)
+        if name in ("PIDs", "Slice", "Delegate"):
+            raise PyrunError("annotation %s: pyrun sets %s itself" % (key, name))
+        props.append((name, _variant(str(value), key)))
+    return props
+
+
 # -- D-Bus ------------------------------------------------------------------------------------------------
 class _Bus:
     """One blocking connection to the system bus, for a few method calls."""
@@ -237,9 +287,10 @@ class SystemdCgroup(V2Cgroup):
         self.started = started
         self.pending: dict | None = None  # resources to apply once the unit exists
         self.description = "pyrun container " + unit
+        self.extra: list = []  # from org.systemd.property.* annotations
 
     @classmethod
-    def for_container(cls, cgroups_path, container_id, mountinfo=None) -> "SystemdCgroup":
+    def for_container(cls, cgroups_path, container_id, mountinfo=None, annotations=None) -> "SystemdCgroup":
         from runtime.cgroups import mounts
 
         slice_, unit = parse_path(cgroups_path, container_id)
@@ -249,6 +300,7 @@ class SystemdCgroup(V2Cgroup):
                              "(this one is %s)" % layout.mode)
         cg = cls(slice_, unit, layout.unified.mountpoint, started=False)
         cg.description = "pyrun container " + container_id
+        cg.extra = annotation_properties(annotations)
         return cg
 
     def to_state(self) -> dict:
@@ -286,6 +338,7 @@ class SystemdCgroup(V2Cgroup):
                  ("MemoryAccounting", ("b", True)), ("CPUAccounting", ("b", True)),
                  ("IOAccounting", ("b", True)), ("TasksAccounting", ("b", True))]
         props += resource_properties(self.pending or {})
+        props += self.extra
         bus = _Bus()
         try:
             try:

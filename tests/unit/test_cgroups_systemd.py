@@ -2,7 +2,8 @@
 import pytest
 
 from runtime.cgroups import Cgroup
-from runtime.cgroups.systemd import INFINITY, SystemdCgroup, expand_slice, parse_path, resource_properties
+from runtime.cgroups.systemd import (INFINITY, SystemdCgroup, annotation_properties, expand_slice, parse_path,
+                                     resource_properties)
 from runtime.errors import PyrunError
 
 V2_MOUNTINFO = "30 1 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
@@ -81,3 +82,20 @@ def test_unified_keys_become_properties_too():
     assert "io.max" not in str(props)  # no property: written to the file only
     with pytest.raises(PyrunError, match="memory.high"):
         resource_properties({"unified": {"memory.high": "lots"}})
+
+
+def test_annotation_properties():
+    got = annotation_properties({"org.systemd.property.TimeoutStopUSec": "uint64 123456789",
+                                 "org.systemd.property.CollectMode": "'inactive-or-failed'",
+                                 "org.systemd.property.SendSIGHUP": "true",
+                                 "org.systemd.property.CPUWeight": "@t 5", "other": "x"})
+    assert got == [("CPUWeight", ("t", 5)), ("CollectMode", ("s", "inactive-or-failed")),
+                   ("SendSIGHUP", ("b", True)), ("TimeoutStopUSec", ("t", 123456789))]
+    assert annotation_properties({"org.systemd.property.X1": "12"}) == [("X1", ("i", 12))]
+    for bad in ({"org.systemd.property.TimeoutStopUSec": "soon"}, {"org.systemd.property.x": "1"},
+                {"org.systemd.property.Delegate": "false"}, {"org.systemd.property.A": "uint32 -1"}):
+        with pytest.raises(PyrunError, match="annotation"):
+            annotation_properties(bad)
+    cg = Cgroup.for_container("system.slice:p:n", "n", mountinfo=V2_MOUNTINFO, systemd=True,
+                              annotations={"org.systemd.property.TimeoutStopUSec": "uint64 1"})
+    assert cg.extra == [("TimeoutStopUSec", ("t", 1))]

@@ -82,7 +82,8 @@ def test_pyrun_cgroupfs_driver_on_a_systemd_host(pyrun, bundle, tmp_path):
 
 # -- pyrun's systemd driver, side by side with runc's ----------------------------------------------------
 SHOWN = ("Delegate", "Slice", "MemoryMax", "MemoryLow", "MemoryHigh", "MemorySwapMax", "TasksMax", "CPUWeight",
-         "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "AllowedCPUs", "AllowedMemoryNodes", "ActiveState")
+         "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "AllowedCPUs", "AllowedMemoryNodes", "ActiveState",
+         "TimeoutStopUSec", "CollectMode")
 FILES = ("memory.max", "memory.low", "memory.high", "memory.swap.max", "pids.max", "cpu.weight", "cpu.max", "cpuset.cpus",
          "cpuset.mems", "cgroup.controllers")
 
@@ -102,6 +103,8 @@ def test_pyrun_systemd_driver_like_runc(pyrun, runc, bundle, tmp_path, slice_):
                                 "pids": {"limit": 33}, "cpu": {"shares": 2048, "quota": 50000, "period": 100000,
                                                                "cpus": "0", "mems": "0"},
                                 "unified": {"memory.high": "50000000", "pids.max": "30"}}
+        b.config["annotations"] = {"org.systemd.property.TimeoutStopUSec": "uint64 123456789",
+                                   "org.systemd.property.CollectMode": "'inactive-or-failed'"}
         b.write()
         rc, _, err = _detached(rt.argv + ["--root", rt.root, "--systemd-cgroup", "run", "-d", "-b", b.path, name],
                                tmp_path)
@@ -129,6 +132,8 @@ def test_pyrun_systemd_driver_like_runc(pyrun, runc, bundle, tmp_path, slice_):
         assert not os.path.exists(path)
     assert seen["pyrun"] == seen["runc"]
     assert seen["pyrun"][0]["Delegate"] == "yes" and seen["pyrun"][0]["MemoryMax"] == str(64 * MB)
+    assert seen["pyrun"][0]["TimeoutStopUSec"].startswith("2min 3.456")  # from the annotation
+    assert seen["pyrun"][0]["CollectMode"] == "inactive-or-failed"
     assert seen["pyrun"][1]["pids.max"] == "30"  # unified wins
     assert seen["pyrun"][1]["memory.high"] == str(50000000 // os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PAGE_SIZE"))
 
