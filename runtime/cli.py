@@ -17,7 +17,7 @@ GLOBAL_FLAGS = {
     "log": (STR, None, "set the log file to write pyrun logs to (default is stderr)"),
     "log-format": (STR, None, "set the log format ('text' (default), or 'json')"),
     "debug": (BOOL, None, "enable debug logging"),
-    "systemd-cgroup": (BOOL, None, "enable systemd cgroup support (not supported by pyrun)"),
+    "systemd-cgroup": (BOOL, None, "enable systemd cgroup support (cgroup2 hosts; cgroupsPath slice:prefix:name)"),
     "rootless": (STR, None, "ignore cgroup permission errors ('true', 'false', or 'auto')"),
     "criu": (STR, None, "path to the criu binary (unused)"),
     "help": (BOOL, "h", "show help"),
@@ -264,8 +264,6 @@ def main(argv: list[str] | None = None) -> int:
 
             sealed.ensure()
         ctx = Context(g)
-        if ctx.systemd_cgroup:
-            raise PyrunError("systemd cgroup driver is not supported by pyrun (drop --systemd-cgroup)")
         from runtime import commands
 
         return getattr(commands, "cmd_" + command.replace("-", "_"))(ctx, opts, pos) or 0

@@ -369,6 +369,8 @@ def cmd_events(ctx, opts, pos):
             emit("stats", cg.stats())
             next_stats += interval
         time.sleep(min(0.1, interval))
+    if cg.oom_count() > ooms:  # the OOM kill that ended the init itself
+        emit("oom")
 
 
 def _duration(text: str) -> float:

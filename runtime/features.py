@@ -23,7 +23,7 @@ def features_document() -> dict:
         "linux": {
             "namespaces": list(NAMESPACES),
             "capabilities": list(NAMES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": False},
             "seccomp": {
                 "enabled": seccomp.available(),
                 "actions": sorted(seccomp.ACTIONS),

@@ -102,7 +102,8 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         os.chmod(os.path.join(path, S.EXEC_FIFO), 0o622)  # not the caller's umask: a user ns root writes it
         from runtime.cgroups import Cgroup
 
-        cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid)
+        cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid, systemd=ctx.systemd_cgroup,
+                                      annotations=cfg.annotations)
         cgroup.plan()
         record["cgroup"] = cgroup.to_state()
         # An existing cgroupsPath may hold others' processes: remembered before anything of ours can be in

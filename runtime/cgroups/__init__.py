@@ -1,5 +1,6 @@
 """A container's cgroup on cgroup v1, hybrid (v1 + cgroup2 "unified") or v2 hosts, managed through cgroupfs
-the way runc's fs/fs2 drivers do it (no systemd driver).
+the way runc's fs/fs2 drivers do it, or (--systemd-cgroup, cgroup2 only) as a systemd transient scope
+(systemd.py, loaded only then).
 
 Imported on every container start: only os/errno here, and the v1 or v2 module is loaded lazily, just the
 one the host needs. `for_container` reads /proc/self/mountinfo (and /proc/self/cgroup for relative paths)
@@ -31,9 +32,17 @@ class Cgroup:
 
     @classmethod
     def for_container(cls, cgroups_path: str | None, container_id: str, *, mountinfo: str | None = None,
-                      self_cgroup: str | None = None) -> "Cgroup":
+                      self_cgroup: str | None = None, systemd: bool = False,
+                      annotations: dict | None = None) -> "Cgroup":
         """mountinfo / self_cgroup: the text of /proc/self/mountinfo and /proc/self/cgroup (tests inject
-        samples; by default the files are read, the second only when the path is relative)."""
+        samples; by default the files are read, the second only when the path is relative).
+        systemd: the systemd driver (--systemd-cgroup), cgroupsPath "slice:prefix:name"; it takes the
+        config's org.systemd.property.* annotations as unit properties."""
+        if systemd:
+            from runtime.cgroups.systemd import SystemdCgroup
+
+            return SystemdCgroup.for_container(cgroups_path, container_id, mountinfo=mountinfo,
+                                               annotations=annotations)
         from runtime.cgroups import mounts
 
         inner = mounts.inner_path(cgroups_path, container_id)
@@ -70,7 +79,12 @@ class Cgroup:
     @classmethod
     def from_state(cls, d: dict) -> "Cgroup":
         v = d.get("version")
-        if v == 2:
+        if v == 2 and d.get("systemd"):
+            from runtime.cgroups.systemd import SystemdCgroup
+
+            cg = SystemdCgroup(d["systemd"]["slice"], d["systemd"]["unit"], d.get("mountpoint") or "")
+            cg.path = d["path"]
+        elif v == 2:
             from runtime.cgroups.v2 import V2Cgroup
 
             cg = V2Cgroup(d["path"], d.get("mountpoint") or "")

@@ -193,8 +193,8 @@ def inner_path(cgroups_path: str | None, container_id: str) -> str:
     else:
         if not cgroups_path.startswith("/") and cgroups_path.count(":") == 2:
             raise PyrunError("linux.cgroupsPath %r is in the systemd \"slice:prefix:name\" form, which needs "
-                             "--systemd-cgroup; pyrun has no systemd cgroup driver, use a path like "
-                             "\"/parent/%s\"" % (cgroups_path, container_id))
+                             "--systemd-cgroup (pyrun's systemd driver, cgroup2 hosts); for the cgroupfs "
+                             "driver use a path like \"/parent/%s\"" % (cgroups_path, container_id))
         p = clean_path(cgroups_path)
     if p in ("/", ".", ""):
         raise PyrunError("linux.cgroupsPath %r would put the container in an existing cgroup (the root or "

@@ -133,10 +133,15 @@ class V2Cgroup(Cgroup):
         shares = C.get_int(c, "shares", "cpu")
         quota = C.get_int(c, "quota", "cpu")
         period = C.get_int(c, "period", "cpu")
+        # The kernel refuses cpu.weight (EINVAL) while the cgroup is idle: leaving idle goes before the
+        # weight, entering it after, so that one apply/update may carry both.
+        idle = None if c.get("idle") is None else C.as_int(c["idle"], "cpu.idle")
+        if idle == 0:
+            _fs.write(self.path, "cpu.idle", idle)
         if shares:
             _fs.write(self.path, "cpu.weight", C.shares_to_weight(shares))
-        if c.get("idle") is not None:
-            _fs.write(self.path, "cpu.idle", C.as_int(c["idle"], "cpu.idle"))
+        if idle:
+            _fs.write(self.path, "cpu.idle", idle)
         if quota or period:
             # cpu.max holds both: keep the current half that was not asked for (an `update` of just
             # the period must not drop the quota); on a new cgroup that is runc's "max 100000".

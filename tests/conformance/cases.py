@@ -510,7 +510,7 @@ case("maps-without-userns", "uid/gid maps without a user namespace", config=USER
 case("cgroupspath-systemd-form", "a cgroupsPath in systemd's slice:prefix:name form without --systemd-cgroup",
      config={"linux": {"cgroupsPath": "pyrun-conf.slice:pyrun:x"}}, steps=[CREATE, STATE, DELETE_F],
      differs="runc's cgroupfs driver takes 'slice:prefix:name' as one directory name with colons; pyrun refuses "
-             "it, since the user meant a systemd cgroup and pyrun has no systemd driver (README)")
+             "it, since the user meant a systemd cgroup: that needs --systemd-cgroup (README)")
 case("userns-without-maps", "a new user namespace without maps is refused", config=with_ns("user"),
      steps=[CREATE, STATE], expect=r"create .* -> 1")
 

@@ -275,7 +275,9 @@ def test_unified_refused_on_v1_written_on_v2(cg):
             cg.apply({"unified": {"memory.high": "1000000"}})
     else:
         cg.apply({"unified": {"memory.high": "50000000", "pids.max": "7"}})
-        assert read(cg.path + "/memory.high") == "50000000"
+        # The kernel keeps memory.high in pages and reads it back rounded down to a page.
+        page = os.sysconf("SC_PAGE_SIZE")
+        assert read(cg.path + "/memory.high") == str(50000000 // page * page)
         assert read(cg.path + "/pids.max") == "7"
 
 

@@ -1,0 +1,400 @@
+"""The systemd cgroup driver (`--systemd-cgroup`), on pure cgroup2 hosts: the container's cgroup is a
+transient scope unit that systemd creates and owns, as runc's systemd driver makes it.
+
+cgroupsPath "slice:prefix:name" -> the unit `prefix-name.scope` in `slice` (default "system.slice"; a
+name ending in ".slice" is taken as is), started through systemd's D-Bus API (StartTransientUnit, over
+the system bus, with jeepney, imported only here) with Delegate=yes and the container's init as its
+only PID, and the resources translated into unit properties the way runc translates them (MemoryMax,
+MemoryLow, MemorySwapMax, CPUWeight, CPUQuotaPerSecUSec/CPUQuotaPeriodUSec, TasksMax, AllowedCPUs,
+AllowedMemoryNodes, and the unified keys that have one). The same resources are then written to the cgroup files too (what systemd has no
+property for: io.max, hugetlb, unified keys), exactly as the cgroupfs driver writes them.
+
+A scope needs a process to exist, so the unit is started when the init's pid is added (`add`, before
+the init is let go), not in `create`: the init is cloned outside the cgroup and moved by systemd.
+`destroy` stops the unit (and resets it if it failed); it works from the saved state alone, so
+`delete --force` removes the unit of a pyrun that died half-way.
+
+`org.systemd.property.NAME` annotations are passed through as properties of the unit (values in the
+GVariant text forms runc's users write: "uint64 123", "true", "'text'").
+
+Not translated (yet): linux.resources.devices to DeviceAllow (the cgroup2 device program is separate)."""
+from __future__ import annotations
+
+import os
+import time
+
+from runtime.cgroups import _fs
+from runtime.cgroups import convert as C
+from runtime.cgroups.v2 import V2Cgroup
+from runtime.errors import PyrunError
+
+SYSTEMD = "org.freedesktop.systemd1"
+OBJECT = "/org/freedesktop/systemd1"
+MANAGER = "org.freedesktop.systemd1.Manager"
+INFINITY = (1 << 64) - 1
+DEFAULT_SLICE = "system.slice"
+DEFAULT_PREFIX = "pyrun"
+
+
+def parse_path(cgroups_path: str | None, container_id: str) -> tuple[str, str]:
+    """cgroupsPath -> (slice, unit name)."""
+    if not cgroups_path:
+        slice_, prefix, name = "", DEFAULT_PREFIX, container_id
+    else:
+        parts = cgroups_path.split(":")
+        if len(parts) != 3:
+            raise PyrunError("linux.cgroupsPath %r: with --systemd-cgroup it must be \"slice:prefix:name\""
+                             % cgroups_path)
+        slice_, prefix, name = parts
+    if not name:
+        raise PyrunError("linux.cgroupsPath %r: the name (after the second ':') is empty" % cgroups_path)
+    slice_ = slice_ or DEFAULT_SLICE
+    expand_slice(slice_)  # validates
+    if name.endswith(".slice"):
+        unit = name
+    else:
+        unit = "%s-%s.scope" % (prefix, name) if prefix else name + ".scope"
+    if "/" in unit:
+        raise PyrunError("linux.cgroupsPath %r: a unit name cannot contain '/'" % cgroups_path)
+    return slice_, unit
+
+
+def expand_slice(slice_: str) -> str:
+    """"a-b-c.slice" -> "/a.slice/a-b.slice/a-b-c.slice" (systemd's own nesting of slices by dashes)."""
+    if not slice_.endswith(".slice") or "/" in slice_:
+        raise PyrunError("systemd slice %r: expected a name like \"system.slice\"" % slice_)
+    stem = slice_[: -len(".slice")]
+    if stem == "-":
+        return "/"
+    path, prefix = "", ""
+    for part in stem.split("-"):
+        if not part:
+            raise PyrunError("systemd slice %r: empty component" % slice_)
+        prefix = prefix + "-" + part if prefix else part
+        path += "/" + prefix + ".slice"
+    return path
+
+
+# -- properties (runc's systemd v2 translation) --------------------------------------------------------------
+def _cpuset_mask(spec: str, what: str) -> bytes:
+    """"0-2,5" -> the little-endian bitmask systemd's AllowedCPUs wants (an ay)."""
+    bits = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise PyrunError("linux.resources.cpu.%s: invalid list %r" % (what, spec)) from None
+        if a < 0 or b < a or b > 65535:
+            raise PyrunError("linux.resources.cpu.%s: invalid range %r" % (what, part))
+        bits.update(range(a, b + 1))
+    if not bits:
+        return b""
+    out = bytearray((max(bits) // 8) + 1)
+    for bit in bits:
+        out[bit // 8] |= 1 << (bit % 8)
+    return bytes(out)
+
+
+def resource_properties(r: dict) -> list:
+    """linux.resources -> [(name, (dbus signature, value))] for StartTransientUnit/SetUnitProperties."""
+    props = []
+    mem = r.get("memory") or {}
+    limit = C.get_int(mem, "limit", "memory")
+    swap = C.get_int(mem, "swap", "memory")
+    reservation = C.get_int(mem, "reservation", "memory")
+    if limit:
+        props.append(("MemoryMax", ("t", INFINITY if limit < 0 else limit)))
+    if reservation:
+        props.append(("MemoryLow", ("t", INFINITY if reservation < 0 else reservation)))
+    swap2 = C.swap_to_v2(swap, limit)
+    if swap2 == -1:
+        props.append(("MemorySwapMax", ("t", INFINITY)))
+    elif swap2 > 0 or (swap2 == 0 and swap > 0):
+        props.append(("MemorySwapMax", ("t", swap2)))
+    cpu = r.get("cpu") or {}
+    shares = C.get_int(cpu, "shares", "cpu")
+    if shares:
+        props.append(("CPUWeight", ("t", C.shares_to_weight(shares))))
+    quota = C.get_int(cpu, "quota", "cpu")
+    period = C.get_int(cpu, "period", "cpu")
+    if period:
+        props.append(("CPUQuotaPeriodUSec", ("t", period)))
+    if quota or period:
+        # systemd keeps a quota per second, in steps of 10 ms (rounded up, as runc does); -1 = none.
+        per_sec = INFINITY
+        if quota > 0:
+            per_sec = quota * 1000000 // (period or 100000)
+            if per_sec % 10000:
+                per_sec = (per_sec // 10000 + 1) * 10000
+        props.append(("CPUQuotaPerSecUSec", ("t", per_sec)))
+    if cpu.get("cpus"):
+        props.append(("AllowedCPUs", ("ay", _cpuset_mask(cpu["cpus"], "cpus"))))
+    if cpu.get("mems"):
+        props.append(("AllowedMemoryNodes", ("ay", _cpuset_mask(cpu["mems"], "mems"))))
+    pids = C.get_int(r.get("pids") or {}, "limit", "pids")
+    if pids:
+        props.append(("TasksMax", ("t", INFINITY if pids < 0 else pids)))
+    props += unified_properties(r.get("unified") or {})
+    return props
+
+
+def _unified_int(key: str, value: str) -> int:
+    value = str(value).strip()
+    if value == "max":
+        return INFINITY
+    try:
+        n = int(value)
+    except ValueError:
+        raise PyrunError("linux.resources.unified: %s: invalid value %r" % (key, value)) from None
+    if n < 0:
+        raise PyrunError("linux.resources.unified: %s: invalid value %r" % (key, value))
+    return n
+
+
+def unified_properties(u: dict) -> list:
+    """The unified keys systemd has a property for, as properties too (as runc does): systemd writes its
+    own idea of these files again on every daemon-reload, so a key written only to the file would be
+    lost. The rest are written to the files alone."""
+    if not isinstance(u, dict):
+        raise PyrunError("linux.resources.unified: expected an object")
+    props = []
+    simple = {"memory.max": "MemoryMax", "memory.low": "MemoryLow", "memory.high": "MemoryHigh",
+              "memory.min": "MemoryMin", "memory.swap.max": "MemorySwapMax", "pids.max": "TasksMax"}
+    for key, value in u.items():
+        if key in simple:
+            props.append((simple[key], ("t", _unified_int(key, value))))
+        elif key == "cpu.weight":
+            props.append(("CPUWeight", ("t", _unified_int(key, value))))
+        elif key == "cpu.max":
+            parts = str(value).split()
+            if not 1 <= len(parts) <= 2:
+                raise PyrunError("linux.resources.unified: cpu.max: invalid value %r" % value)
+            period = _unified_int(key, parts[1]) if len(parts) == 2 else 100000
+            if period in (0, INFINITY):
+                raise PyrunError("linux.resources.unified: cpu.max: invalid period in %r" % value)
+            quota = _unified_int(key, parts[0])
+            per_sec = INFINITY if quota == INFINITY else quota * 1000000 // period
+            if per_sec != INFINITY and per_sec % 10000:
+                per_sec = (per_sec // 10000 + 1) * 10000
+            props.append(("CPUQuotaPeriodUSec", ("t", period)))
+            props.append(("CPUQuotaPerSecUSec", ("t", per_sec)))
+        elif key == "cpuset.cpus":
+            props.append(("AllowedCPUs", ("ay", _cpuset_mask(str(value), "cpus"))))
+        elif key == "cpuset.mems":
+            props.append(("AllowedMemoryNodes", ("ay", _cpuset_mask(str(value), "mems"))))
+    return props
+
+
+# -- org.systemd.property.* annotations ----------------------------------------------------------------------
+ANNOTATION = "org.systemd.property."
+_INT_TYPES = {"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u", "int64": "x", "uint64": "t"}
+_INT_RANGE = {"y": (0, 255), "n": (-(1 << 15), (1 << 15) - 1), "q": (0, (1 << 16) - 1),
+              "i": (-(1 << 31), (1 << 31) - 1), "u": (0, (1 << 32) - 1), "x": (-(1 << 63), (1 << 63) - 1),
+              "t": (0, INFINITY)}
+
+
+def _variant(text: str, what: str):
+    """The GVariant text forms runc's annotations use: `uint64 123` (any integer type), `@t 123`, a bare
+    integer (int32), `true`/`false`, a 'quoted' or "quoted" string."""
+    t = text.strip()
+    if t in ("true", "false"):
+        return ("b", t == "true")
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return ("s", t[1:-1])
+    sig, num = "i", t
+    head, _, rest = t.partition(" ")
+    if head in _INT_TYPES:
+        sig, num = _INT_TYPES[head], rest.strip()
+    elif head.startswith("@") and head[1:] in _INT_RANGE:
+        sig, num = head[1:], rest.strip()
+    try:
+        n = int(num, 0)
+    except ValueError:
+        raise PyrunError("annotation %s: cannot parse %r (use e.g. \"uint64 123\", \"true\", \"'text'\")"
+                         % (what, text)) from None
+    lo, hi = _INT_RANGE[sig]
+    if not lo <= n <= hi:
+        raise PyrunError("annotation %s: %r out of range" % (what, text))
+    return (sig, n)
+
+
+def annotation_properties(annotations: dict | None) -> list:
+    """org.systemd.property.NAME = value -> unit properties, added after pyrun's own (so they win)."""
+    props = []
+    for key, value in sorted((annotations or {}).items()):
+        if not key.startswith(ANNOTATION):
+            continue
+        name = key[len(ANNOTATION):]
+        if not name or not name.isalnum() or not name[0].isupper():
+            raise PyrunError("annotation %s: not a systemd property name" % key)
+        if name in ("PIDs", "Slice", "Delegate"):
+            raise PyrunError("annotation %s: pyrun sets %s itself" % (key, name))
+        props.append((name, _variant(str(value), key)))
+    return props
+
+
+# -- D-Bus ------------------------------------------------------------------------------------------------
+class _Bus:
+    """One blocking connection to the system bus, for a few method calls."""
+
+    def __init__(self):
+        try:
+            from jeepney import DBusAddress
+            from jeepney.io.blocking import open_dbus_connection
+        except ImportError:
+            raise PyrunError("--systemd-cgroup needs the jeepney package (pip install jeepney)") from None
+        try:
+            self.conn = open_dbus_connection(bus="SYSTEM")
+        except Exception as e:  # OSError, auth failures: one line either way
+            raise PyrunError("--systemd-cgroup: cannot reach systemd on the system bus: %s" % (e,)) from None
+        self.manager = DBusAddress(OBJECT, bus_name=SYSTEMD, interface=MANAGER)
+
+    def call(self, method: str, signature: str, *args):
+        from jeepney import new_method_call
+        from jeepney.wrappers import DBusErrorResponse
+
+        try:
+            reply = self.conn.send_and_get_reply(new_method_call(self.manager, method, signature, args),
+                                                 timeout=30)
+            from jeepney.wrappers import unwrap_msg
+
+            return unwrap_msg(reply)
+        except DBusErrorResponse as e:
+            raise _DBusError(e.name, " ".join(str(a) for a in (e.data or ()))) from None
+        except TimeoutError:
+            raise PyrunError("systemd: %s timed out" % method) from None
+
+    def close(self):
+        self.conn.close()
+
+
+class _DBusError(PyrunError):
+    def __init__(self, name: str, text: str):
+        super().__init__("systemd: %s: %s" % (name, text))
+        self.name = name
+
+
+class SystemdCgroup(V2Cgroup):
+    """A V2Cgroup whose directory is a transient scope's."""
+
+    def __init__(self, slice_: str, unit: str, mountpoint: str, started: bool = True):
+        super().__init__(mountpoint.rstrip("/") + expand_slice(slice_).rstrip("/") + "/" + unit, mountpoint)
+        self.slice, self.unit = slice_, unit
+        self.started = started
+        self.pending: dict | None = None  # resources to apply once the unit exists
+        self.description = "pyrun container " + unit
+        self.extra: list = []  # from org.systemd.property.* annotations
+
+    @classmethod
+    def for_container(cls, cgroups_path, container_id, mountinfo=None, annotations=None) -> "SystemdCgroup":
+        from runtime.cgroups import mounts
+
+        slice_, unit = parse_path(cgroups_path, container_id)
+        layout = mounts.detect(mountinfo)
+        if layout.mode != "v2":
+            raise PyrunError("--systemd-cgroup: pyrun's systemd driver needs a pure cgroup2 host "
+                             "(this one is %s)" % layout.mode)
+        cg = cls(slice_, unit, layout.unified.mountpoint, started=False)
+        cg.description = "pyrun container " + container_id
+        cg.extra = annotation_properties(annotations)
+        return cg
+
+    def to_state(self) -> dict:
+        d = super().to_state()
+        d["systemd"] = {"slice": self.slice, "unit": self.unit}
+        return d
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def plan(self) -> None:
+        """systemd makes (and removes) every directory: nothing for destroy to rmdir itself."""
+
+    def create(self) -> None:
+        """Nothing yet: a scope cannot exist without a process; `add` starts it with the init."""
+        if os.path.exists(self.path):
+            raise PyrunError("systemd: %s already exists (%s)" % (self.unit, self.path))
+
+    def apply(self, resources: dict | None) -> None:
+        if not self.started:
+            resource_properties(resources or {})  # refuse a bad spec now, before anything runs
+            self.pending = resources or {}
+            return
+        self.update(resources)
+
+    def open_entry(self):
+        """Before the unit exists the init is cloned outside any cgroup of ours (the parent then calls
+        add, which makes systemd move it); for `exec` into a running scope, born in its directory."""
+        return None if not self.started else super().open_entry()
+
+    def add(self, pid: int) -> None:
+        if self.started:
+            super().add(pid)
+            return
+        props = [("Description", ("s", self.description)), ("Slice", ("s", self.slice)),
+                 ("Delegate", ("b", True)), ("PIDs", ("au", [pid])), ("DefaultDependencies", ("b", False)),
+                 ("MemoryAccounting", ("b", True)), ("CPUAccounting", ("b", True)),
+                 ("IOAccounting", ("b", True)), ("TasksAccounting", ("b", True))]
+        props += resource_properties(self.pending or {})
+        props += self.extra
+        bus = _Bus()
+        try:
+            try:
+                bus.call("StartTransientUnit", "ssa(sv)a(sa(sv))", self.unit, "replace", props, [])
+            except _DBusError as e:
+                raise PyrunError("systemd: cannot start %s: %s" % (self.unit, e)) from None
+        finally:
+            bus.close()
+        self.started = True
+        if not self._wait(lambda: pid in _fs.pids_in(self.path, recursive=False), 10.0):
+            raise PyrunError("systemd: %s did not take pid %d into %s" % (self.unit, pid, self.path))
+        # systemd enables only the controllers it manages (not hugetlb, rdma, misc) on the way down: enable
+        # every one the root has, as runc does after starting the unit, so that all limits can be set.
+        self._delegate()
+        self._set(self.pending or {})
+        self.pending = None
+
+    def update(self, resources: dict | None) -> None:
+        props = resource_properties(resources or {})
+        if props:
+            bus = _Bus()
+            try:
+                bus.call("SetUnitProperties", "sba(sv)", self.unit, True, props)
+            finally:
+                bus.close()
+        self._set(resources or {})
+
+    def destroy(self) -> None:
+        """Stop the unit (gone already when its last process left) and forget a failed state; then make
+        sure the directory is gone."""
+        try:
+            bus = _Bus()
+        except PyrunError:
+            bus = None
+        if bus is not None:
+            try:
+                for method in ("StopUnit", "ResetFailedUnit"):
+                    try:
+                        bus.call(method, "ss" if method == "StopUnit" else "s",
+                                 *((self.unit, "replace") if method == "StopUnit" else (self.unit,)))
+                    except _DBusError as e:
+                        if not e.name.endswith(("NoSuchUnit", "LoadFailed")):
+                            raise
+            finally:
+                bus.close()
+        if not self._wait(lambda: not os.path.exists(self.path), 10.0):
+            _fs.remove_tree(self.path)
+
+    @staticmethod
+    def _wait(pred, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            if pred():
+                return True
+            if time.monotonic() > end:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)

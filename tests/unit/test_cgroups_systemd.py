@@ -1,0 +1,101 @@
+"""The systemd driver's translations (no systemd needed): cgroupsPath, slices, unit properties."""
+import pytest
+
+from runtime.cgroups import Cgroup
+from runtime.cgroups.systemd import (INFINITY, SystemdCgroup, annotation_properties, expand_slice, parse_path,
+                                     resource_properties)
+from runtime.errors import PyrunError
+
+V2_MOUNTINFO = "30 1 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
+HYBRID_MOUNTINFO = ("40 31 0:37 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+                    "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
+
+
+@pytest.mark.parametrize("path,want", [
+    ("system.slice:containerd:abc", ("system.slice", "containerd-abc.scope")),
+    (":cri:abc", ("system.slice", "cri-abc.scope")),
+    ("kubepods-besteffort.slice:cri-containerd:0123", ("kubepods-besteffort.slice", "cri-containerd-0123.scope")),
+    ("machine.slice::x", ("machine.slice", "x.scope")),
+    ("system.slice:p:my.slice", ("system.slice", "my.slice")),
+    (None, ("system.slice", "pyrun-cid.scope")),
+])
+def test_parse_path(path, want):
+    assert parse_path(path, "cid") == want
+
+
+@pytest.mark.parametrize("bad", ["/a/b", "a:b", "system.slice:p:", "nosuffix:p:n", "a--b.slice:p:n", "a/b.slice:p:n"])
+def test_parse_path_refuses(bad):
+    with pytest.raises(PyrunError, match="cgroupsPath|slice"):
+        parse_path(bad, "cid")
+
+
+def test_expand_slice():
+    assert expand_slice("system.slice") == "/system.slice"
+    assert expand_slice("kubepods-besteffort-pod1.slice") == \
+        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice"
+    assert expand_slice("-.slice") == "/"
+
+
+def test_resource_properties_like_runc():
+    props = dict(resource_properties({
+        "memory": {"limit": 64 << 20, "swap": 96 << 20, "reservation": 16 << 20},
+        "cpu": {"shares": 1024, "quota": 12345, "period": 100000, "cpus": "0-2,9", "mems": "0"},
+        "pids": {"limit": -1}}))
+    assert props["MemoryMax"] == ("t", 64 << 20)
+    assert props["MemoryLow"] == ("t", 16 << 20)
+    assert props["MemorySwapMax"] == ("t", 32 << 20)
+    assert props["CPUWeight"] == ("t", 1 + (1024 - 2) * 9999 // 262142)
+    assert props["CPUQuotaPerSecUSec"] == ("t", 130000)  # 123450 us/s rounded up to 10 ms
+    assert props["CPUQuotaPeriodUSec"] == ("t", 100000)
+    assert props["AllowedCPUs"] == ("ay", bytes([0b111, 0b10]))
+    assert props["AllowedMemoryNodes"] == ("ay", b"\x01")
+    assert props["TasksMax"] == ("t", INFINITY)
+    assert resource_properties({}) == []
+    assert dict(resource_properties({"cpu": {"quota": -1}}))["CPUQuotaPerSecUSec"] == ("t", INFINITY)
+    with pytest.raises(PyrunError, match="cpus"):
+        resource_properties({"cpu": {"cpus": "3-1"}})
+
+
+def test_driver_needs_pure_cgroup2():
+    with pytest.raises(PyrunError, match="pure cgroup2"):
+        Cgroup.for_container("system.slice:p:n", "n", mountinfo=HYBRID_MOUNTINFO, systemd=True)
+
+
+def test_state_round_trip():
+    cg = Cgroup.for_container("kubepods-burstable.slice:cri:abc", "abc", mountinfo=V2_MOUNTINFO, systemd=True)
+    assert isinstance(cg, SystemdCgroup)
+    assert cg.path == "/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/cri-abc.scope"
+    back = Cgroup.from_state(cg.to_state())
+    assert isinstance(back, SystemdCgroup) and back.unit == "cri-abc.scope" and back.path == cg.path
+    assert back.started and not cg.started
+
+
+def test_unified_keys_become_properties_too():
+    props = dict(resource_properties({"unified": {"memory.high": "50000000", "pids.max": "max", "cpu.weight": "77",
+                                                  "cpu.max": "25000 50000", "cpuset.cpus": "1",
+                                                  "io.max": "8:0 rbps=1"}}))
+    assert props["MemoryHigh"] == ("t", 50000000)
+    assert props["TasksMax"] == ("t", INFINITY)
+    assert props["CPUWeight"] == ("t", 77)
+    assert props["CPUQuotaPerSecUSec"] == ("t", 500000) and props["CPUQuotaPeriodUSec"] == ("t", 50000)
+    assert props["AllowedCPUs"] == ("ay", b"\x02")
+    assert "io.max" not in str(props)  # no property: written to the file only
+    with pytest.raises(PyrunError, match="memory.high"):
+        resource_properties({"unified": {"memory.high": "lots"}})
+
+
+def test_annotation_properties():
+    got = annotation_properties({"org.systemd.property.TimeoutStopUSec": "uint64 123456789",
+                                 "org.systemd.property.CollectMode": "'inactive-or-failed'",
+                                 "org.systemd.property.SendSIGHUP": "true",
+                                 "org.systemd.property.CPUWeight": "@t 5", "other": "x"})
+    assert got == [("CPUWeight", ("t", 5)), ("CollectMode", ("s", "inactive-or-failed")),
+                   ("SendSIGHUP", ("b", True)), ("TimeoutStopUSec", ("t", 123456789))]
+    assert annotation_properties({"org.systemd.property.X1": "12"}) == [("X1", ("i", 12))]
+    for bad in ({"org.systemd.property.TimeoutStopUSec": "soon"}, {"org.systemd.property.x": "1"},
+                {"org.systemd.property.Delegate": "false"}, {"org.systemd.property.A": "uint32 -1"}):
+        with pytest.raises(PyrunError, match="annotation"):
+            annotation_properties(bad)
+    cg = Cgroup.for_container("system.slice:p:n", "n", mountinfo=V2_MOUNTINFO, systemd=True,
+                              annotations={"org.systemd.property.TimeoutStopUSec": "uint64 1"})
+    assert cg.extra == [("TimeoutStopUSec", ("t", 1))]
