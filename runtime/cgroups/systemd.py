@@ -353,7 +353,7 @@ class SystemdCgroup(V2Cgroup):
         # systemd enables only the controllers it manages (not hugetlb, rdma, misc) on the way down: enable
         # every one the root has, as runc does after starting the unit, so that all limits can be set.
         self._delegate()
-        self._set(self.pending or {})
+        self._set(self.pending or {}, devices=True)  # the eBPF device program too, on the scope's cgroup
         self.pending = None
 
     def update(self, resources: dict | None) -> None:
@@ -364,7 +364,8 @@ class SystemdCgroup(V2Cgroup):
                 bus.call("SetUnitProperties", "sba(sv)", self.unit, True, props)
             finally:
                 bus.close()
-        self._set(resources or {})
+        r = resources or {}
+        self._set(r, devices="devices" in r)
 
     def destroy(self) -> None:
         """Stop the unit (gone already when its last process left) and forget a failed state; then make

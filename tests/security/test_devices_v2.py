@@ -224,11 +224,17 @@ def devct(ct, pyrun, devrootfs, cg2, cg2_mount, tmp_path):
     return Dev()
 
 
+# An open the device program let through can still fail in the driver: no loop or fuse module loaded
+# (as in the test VM) answers ENXIO / ENODEV. Only EPERM is the cgroup's refusal.
+_PASSED_THE_CGROUP = {"OK": "OK", "ENXIO": "OK", "ENODEV": "OK"}
+
+
 def _probe_lines(out: str) -> dict:
     got = {}
     for line in out.splitlines():
         name, mknod, opened = line.split()
-        got[name] = (mknod.split("=")[1], opened.split("=")[1])
+        result = opened.split("=")[1]
+        got[name] = (mknod.split("=")[1], _PASSED_THE_CGROUP.get(result, result))
     return got
 
 

@@ -82,7 +82,8 @@ def test_vm_past_its_time_limit_is_killed():
 
 # -- pure cgroup2, plain init ------------------------------------------------------------------------------
 def test_pure_cgroup2_in_vm():
-    res = _pytest_in_vm(["tests/vm/guest/test_cgroup2.py", "tests/integration/test_cgroups.py"], "plain",
+    res = _pytest_in_vm(["tests/vm/guest/test_cgroup2.py", "tests/integration/test_cgroups.py",
+                         "tests/security/test_devices_v2.py"], "plain",
                         timeout=480, deselect=V1_ONLY)
     assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
 
