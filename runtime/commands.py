@@ -24,7 +24,8 @@ def cmd_create(ctx, opts, pos):
 
     _args("create", pos, 1)
     c = lifecycle.create(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
-                         opts.get("no-pivot", False), opts.get("preserve-fds", 0))
+                         opts.get("no-pivot", False), opts.get("preserve-fds", 0),
+                         no_new_keyring=opts.get("no-new-keyring", False))
     c.close()
 
 
@@ -41,7 +42,8 @@ def cmd_run(ctx, opts, pos):
     _args("run", pos, 1)
     return lifecycle.run(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
                          opts.get("no-pivot", False), opts.get("preserve-fds", 0), opts.get("detach", False),
-                         opts.get("keep", False), opts.get("no-subreaper", False))
+                         opts.get("keep", False), opts.get("no-subreaper", False),
+                         no_new_keyring=opts.get("no-new-keyring", False))
 
 
 def cmd_state(ctx, opts, pos):

@@ -70,7 +70,7 @@ class Container:
 
 
 def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, foreground=False):
+           preserve_fds=0, foreground=False, no_new_keyring=False):
     """Set up everything but the user process and leave the init blocked on the exec fifo."""
     from runtime.spec.load import load_bundle
 
@@ -126,6 +126,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
 
             c.console = Console(console_socket)
         opts = InitOptions(path, preserve_fds, no_pivot, console_socket, c.hook_state, ctx.warn, c.console)
+        opts.keyring = None if no_new_keyring else "_ses." + cid
         c.stdio = None
         if foreground and not cfg.process.terminal:
             from runtime.stdio import Pipes
@@ -398,14 +399,15 @@ def _remove_dir(path: str) -> None:
 
 
 def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
-        detach=False, keep=False, no_subreaper=False) -> int:
+        detach=False, keep=False, no_subreaper=False, no_new_keyring=False) -> int:
     """create + start; in the foreground, forward signals, reap, and return the container's status."""
     from runtime import linux as L
 
     if not detach and not no_subreaper:
         # The init may be a grandchild (namespace paths to join): it must come back to us to be reaped.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    c = create(ctx, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground=not detach)
+    c = create(ctx, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground=not detach,
+               no_new_keyring=no_new_keyring)
     try:
         if not detach:
             _forward_signals(c.pid)

@@ -27,6 +27,7 @@ from runtime.state import EXEC_FIFO as S_EXEC_FIFO
 
 
 class InitOptions:
+    keyring = None  # the session keyring's name ("_ses.<id>", as runc), None for --no-new-keyring
     stdio = None  # (stdin, stdout, stderr) fds the child dup2()s onto 0, 1, 2; None: pyrun's own
 
     def __init__(self, state_dir: str, preserve_fds: int = 0, no_pivot: bool = False, console_socket=None,
@@ -224,6 +225,8 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     P.set_oom_score_adj(cfg.process.oom_score_adj)
     if plan.new_user:
         become_root_in_userns(cfg)
+    if opts.keyring:
+        _join_session_keyring(opts.keyring)
     setgroups_ok = not plan.new_user or _setgroups_allowed()
     if "mount" not in plan.new and not any(t == "mount" for t, _ in plan.join_paths):
         raise PyrunError("linux.namespaces: a mount namespace is required")
@@ -275,6 +278,26 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
 
         run_hooks(cfg.hooks["startContainer"], opts.hook_state("created", host_pid), "startContainer")
     P.exec_process(proc, exe, env, opts.preserve_fds)
+
+
+_KEYCTL_JOIN_SESSION_KEYRING, _KEYCTL_SETPERM, _KEYCTL_DESCRIBE = 1, 5, 6
+
+
+def _join_session_keyring(name: str) -> None:
+    """A session keyring of the container's own (as runc): its processes do not share the host's keys,
+    nor each other's. Its permissions as runc sets them: the possessor and the user may view, read, write,
+    search and link it (so a process that changes uid still reaches it)."""
+    try:
+        key = L.keyctl(_KEYCTL_JOIN_SESSION_KEYRING, name)
+        buf = bytearray(256)
+        n = L.keyctl(_KEYCTL_DESCRIBE, key, buf, len(buf))
+        perm = int(bytes(buf[:max(0, n - 1)]).decode().split(";")[3], 16)
+        L.keyctl(_KEYCTL_SETPERM, key, (perm & 0xFFFFFFFF) | 0x080F0000)
+    except OSError as e:
+        if e.errno == 38:  # ENOSYS: a kernel without keys (runc goes on too)
+            return
+        raise PyrunError("creating the session keyring %s: %s (pass --no-new-keyring to do without)"
+                         % (name, e.strerror)) from None
 
 
 def _proc_self_fd() -> int:

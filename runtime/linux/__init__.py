@@ -252,6 +252,16 @@ def buffer_address(buf):
 
 
 def keyctl(op, a2=0, a3=0, a4=0, a5=0):
-    if isinstance(a2, (str, bytes)):
-        a2 = ffi.cast("unsigned long", ffi.new("char[]", _c(a2)))
-    return _check(lib.pyrun_keyctl(op, a2, a3, a4, a5), "keyctl")
+    """keyctl(2); a string argument is passed as a C string, a bytearray as a buffer the kernel fills."""
+    keep = []
+
+    def arg(a):
+        if isinstance(a, (str, bytes)):
+            keep.append(ffi.new("char[]", _c(a)))
+            return ffi.cast("unsigned long", keep[-1])
+        if isinstance(a, bytearray):
+            keep.append(ffi.from_buffer(a))
+            return ffi.cast("unsigned long", keep[-1])
+        return a
+
+    return _check(lib.pyrun_keyctl(op, arg(a2), arg(a3), arg(a4), arg(a5)), "keyctl")

@@ -203,6 +203,8 @@ mkdir -p /upper/u /upper/w
 mount -t overlay -o lowerdir=/lower,upperdir=/upper/u,workdir=/upper/w,xino=off overlay /newroot
 mkdir -p /newroot/vmjob
 mount -t 9p -o "$opts" job /newroot/vmjob || { echo "stage1: cannot mount the job share"; poweroff -f; }
+mkdir -p /newroot/vmrepo
+mount -t 9p -o "$opts,cache=loose,ro" repo /newroot/vmrepo || { echo "stage1: cannot mount the checkout"; poweroff -f; }
 stage2=$(cat /newroot/vmjob/stage2)
 umount /proc /sys /dev
 exec switch_root /newroot /bin/sh "$stage2"
@@ -317,11 +319,14 @@ def run(command: str, *, flavour: str = "plain", timeout: float = 300, env: dict
         lines.append(command)
         with open(os.path.join(job, "cmd"), "w") as f:
             f.write("\n".join(lines) + "\n")
+        # stage 2 and the checkout come through the job and repo shares: the checkout may live where the
+        # guest mounts a tmpfs (CI clones into /tmp), and is shown at its own path under an overlay
+        shutil.copy(GUEST_INIT, os.path.join(job, "init.sh"))
         with open(os.path.join(job, "stage2"), "w") as f:
-            f.write(GUEST_INIT + "\n")
+            f.write("/vmjob/init.sh\n")
         with open(os.path.join(job, "config"), "w") as f:
-            f.write("flavour=%s\nmodules=%s\nkver=%s\n" % (flavour, os.path.join(k.root, "lib", "modules"),
-                                                            k.kver))
+            f.write("flavour=%s\nmodules=%s\nkver=%s\nrepo=%s\n" % (
+                flavour, os.path.join(k.root, "lib", "modules"), k.kver, shlex.quote(REPO)))
         with open(os.path.join(job, "disk.img"), "wb") as f:  # a block device for the io controller
             f.truncate(64 << 20)
         append = ["console=ttyS0", "quiet", "loglevel=1", "panic=-1", "rdinit=/init"]
@@ -338,6 +343,8 @@ def run(command: str, *, flavour: str = "plain", timeout: float = 300, env: dict
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
             "-fsdev", "local,id=job,path=%s,security_model=none,multidevs=remap" % job,
             "-device", "virtio-9p-pci,fsdev=job,mount_tag=job",
+            "-fsdev", "local,id=repo,path=%s,security_model=none,readonly=on,multidevs=remap" % REPO,
+            "-device", "virtio-9p-pci,fsdev=repo,mount_tag=repo",
             "-drive", "file=%s,if=none,id=disk,format=raw" % os.path.join(job, "disk.img"),
             "-device", "virtio-blk-pci,drive=disk,serial=pyrun-vm-disk",
             "-device", "virtio-serial-pci",

@@ -1,5 +1,5 @@
 #!/bin/sh
-# pyrun VM stage 2, read from this machine's / over 9p (tests/vm/harness.py boots it).
+# pyrun VM stage 2, copied into the job share (tests/vm/harness.py boots it).
 #   init.sh        PID 1 after switch_root: set the guest up; "plain" runs the job itself, "systemd"
 #                  writes the job's units and execs systemd
 #   init.sh job    run /vmjob/cmd with stdout/stderr on the virtio serial ports, status into /vmjob/status
@@ -16,6 +16,9 @@ port() {  # the /dev node of the virtio serial port called $1
 }
 
 if [ "${1:-}" = job ]; then
+    # the checkout at its own path, writable through a tmpfs overlay (nothing reaches the host's copy)
+    mkdir -p /run/vmrepo-u /run/vmrepo-w "$repo"
+    mount -t overlay -o lowerdir=/vmrepo,upperdir=/run/vmrepo-u,workdir=/run/vmrepo-w,xino=off vmrepo "$repo"
     out=$(port pyrun.stdout)
     err=$(port pyrun.stderr)
     export HOME=/root PYRUN_VM="$flavour"
