@@ -102,7 +102,7 @@ class Kernel:
         self.kver = kvers[0]
         self.modules = os.path.join(root, "lib", "modules", self.kver)
         self.vmlinux = os.path.join(root, "vmlinux")
-        self.initramfs = os.path.join(root, "initramfs-%s.cpio" % INITRAMFS_VERSION)
+        self.initramfs = os.path.join(root, "initramfs-%s.cpio" % _initramfs_key())
 
 
 def prepare(log=None) -> Kernel:
@@ -209,6 +209,14 @@ stage2=$(cat /newroot/vmjob/stage2)
 umount /proc /sys /dev
 exec switch_root /newroot /bin/sh "$stage2"
 """
+
+
+def _initramfs_key() -> str:
+    """The cached initramfs is named after what goes into it: a changed stage 1 makes a new one."""
+    import hashlib
+
+    h = hashlib.sha256((INITRAMFS_VERSION + _STAGE1 + " ".join(BOOT_MODULES)).encode())
+    return h.hexdigest()[:12]
 
 
 def _write_initramfs(k: Kernel, out: str) -> None:
