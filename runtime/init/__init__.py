@@ -285,14 +285,14 @@ _KEYCTL_JOIN_SESSION_KEYRING, _KEYCTL_SETPERM, _KEYCTL_DESCRIBE = 1, 5, 6
 
 def _join_session_keyring(name: str) -> None:
     """A session keyring of the container's own (as runc): its processes do not share the host's keys,
-    nor each other's. Its permissions as runc sets them: the possessor and the user may view, read, write,
-    search and link it (so a process that changes uid still reaches it)."""
+    nor each other's. Made searchable by its user, as runc does (KEY_USR_SEARCH on top of the kernel's
+    default permissions)."""
     try:
         key = L.keyctl(_KEYCTL_JOIN_SESSION_KEYRING, name)
         buf = bytearray(256)
         n = L.keyctl(_KEYCTL_DESCRIBE, key, buf, len(buf))
         perm = int(bytes(buf[:max(0, n - 1)]).decode().split(";")[3], 16)
-        L.keyctl(_KEYCTL_SETPERM, key, (perm & 0xFFFFFFFF) | 0x080F0000)
+        L.keyctl(_KEYCTL_SETPERM, key, perm | 0x00080000)
     except OSError as e:
         if e.errno == 38:  # ENOSYS: a kernel without keys (runc goes on too)
             return
