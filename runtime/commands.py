@@ -201,6 +201,10 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
         proc["terminal"] = True
     if opts.get("no-new-privs"):
         proc["noNewPrivileges"] = True
+    if opts.get("apparmor"):
+        proc["apparmorProfile"] = opts["apparmor"]
+    if opts.get("process-label"):
+        proc["selinuxLabel"] = opts["process-label"]
     user = dict(proc.get("user") or {})
     if opts.get("user"):
         uid, _, gid = opts["user"].partition(":")

@@ -13,6 +13,7 @@ def features_document() -> dict:
     from runtime import OCI_VERSION
     from runtime import seccomp
     from runtime.init.capabilities import NAMES
+    from runtime.init.sched import MPOL_FLAGS, MPOL_MODES
     from runtime.rootfs import MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
 
     return {
@@ -32,6 +33,7 @@ def features_document() -> dict:
                 "knownFlags": sorted(seccomp.FLAGS),
                 "supportedFlags": sorted(seccomp.FLAGS),
             },
+            "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},

@@ -268,6 +268,9 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     exe = P.lookup_executable(proc.args[0], proc.env)
     os.chdir("/")
     P.set_rlimits(proc.rlimits)
+    from runtime.init import sched
+
+    sched.apply(proc, (cfg.raw.get("linux") or {}).get("memoryPolicy"))
     env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok)
     fds = _proc_self_fd()
     chan.send("ready")
@@ -346,6 +349,7 @@ def _die_on_signals() -> None:
 def _preload(cfg) -> None:
     """Import now what the stages after pivot_root need: the host's Python library is out of reach then."""
     import runtime.init.process  # noqa: F401
+    import runtime.init.sched  # noqa: F401
 
     if cfg.process.rlimits:
         import resource  # noqa: F401

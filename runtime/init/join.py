@@ -49,6 +49,10 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
         try:
             for target, fd in enumerate(stdio or ()):  # runtime/stdio.py: pipes, not the caller's fds
                 os.dup2(fd, target)
+            if proc.exec_cpu_affinity:
+                from runtime.init import sched
+
+                sched.set_affinity(proc, "initial")  # before it enters the container's cgroup (v1)
             if entry is not None:
                 entry.enter()
             from runtime.init.process import close_fds_except
@@ -140,8 +144,12 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     os.chdir("/")
     P.set_rlimits(proc.rlimits)
     P.set_oom_score_adj(proc.oom_score_adj)
+    from runtime.init import sched
+
+    sched.apply(proc, (cfg.raw.get("linux") or {}).get("memoryPolicy"))
     if console is not None:
         from runtime.console import attach_pty
 
         attach_pty(console, proc.console_size)
+    sched.set_affinity(proc, "final")
     P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn)

@@ -265,3 +265,25 @@ def keyctl(op, a2=0, a3=0, a4=0, a5=0):
         return a
 
     return _check(lib.pyrun_keyctl(op, arg(a2), arg(a3), arg(a4), arg(a5)), "keyctl")
+
+
+def sched_setattr(attr, pid=0):
+    """sched_setattr(2) with `attr` a packed struct sched_attr (bytearray)."""
+    _check(lib.pyrun_sched_setattr(pid, ffi.from_buffer(attr), 0), "sched_setattr")
+
+
+def ioprio_set(which, who, ioprio):
+    _check(lib.pyrun_ioprio_set(which, who, ioprio), "ioprio_set")
+
+
+def set_mempolicy(mode, nodes):
+    """set_mempolicy(2); `nodes` a list of node numbers (empty: no mask)."""
+    if nodes:
+        bits = max(nodes) + 1
+        words = (bits + 63) // 64
+        mask = ffi.new("unsigned long[]", words)
+        for n in nodes:
+            mask[n // 64] |= 1 << (n % 64)
+        _check(lib.pyrun_set_mempolicy(mode, mask, words * 64 + 1), "set_mempolicy")
+    else:
+        _check(lib.pyrun_set_mempolicy(mode, ffi.NULL, 0), "set_mempolicy")

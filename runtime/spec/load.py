@@ -291,11 +291,53 @@ def check_semantics(cfg: Config) -> None:
 
         check_env(cfg.process.env)
         check_user(cfg.process.user)
+        check_security_labels(cfg.process)
+    check_host_features(cfg)
+    from runtime.init import sched
+
+    sched.check(cfg)
     for m in cfg.mounts:
         if not m.destination.startswith("/"):
             raise ConfigError("mounts: destination %r must be an absolute path" % m.destination)
     for key in cfg.linux.sysctl:
         check_sysctl(cfg, key)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def check_security_labels(proc) -> None:
+    """AppArmor profiles and SELinux labels are refused, never dropped: a process asked to run confined
+    that silently runs unconfined is a security surprise. (pyrun does not apply either yet; on a host
+    without the LSM, runc refuses an AppArmor profile too.)"""
+    if proc.apparmor_profile:
+        why = ("AppArmor is not enabled on this host" if _read("/sys/module/apparmor/parameters/enabled") != "Y"
+               else "pyrun does not apply AppArmor profiles")
+        raise ConfigError("process.apparmorProfile %r: %s" % (proc.apparmor_profile, why))
+    if proc.selinux_label:
+        why = ("SELinux is not enabled on this host" if not os.path.exists("/sys/fs/selinux/enforce")
+               else "pyrun does not apply SELinux labels")
+        raise ConfigError("process.selinuxLabel %r: %s" % (proc.selinux_label, why))
+
+
+def check_host_features(cfg) -> None:
+    """Config fields pyrun cannot honour: a clear error, never silence."""
+    lx = cfg.linux
+    if lx.mount_label:
+        why = ("SELinux is not enabled on this host" if not os.path.exists("/sys/fs/selinux/enforce")
+               else "pyrun does not apply SELinux labels")
+        raise ConfigError("linux.mountLabel %r: %s" % (lx.mount_label, why))
+    if lx.intel_rdt:
+        why = ("this host has no resctrl filesystem (Intel RDT)" if not os.path.isdir("/sys/fs/resctrl/info")
+               else "pyrun does not support Intel RDT")
+        raise ConfigError("linux.intelRdt: %s" % why)
+    if lx.personality and (lx.personality.get("domain") not in (None, "LINUX") or lx.personality.get("flags")):
+        raise ConfigError("linux.personality: only the default domain LINUX without flags is supported by pyrun")
 
 
 _IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
