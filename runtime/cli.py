@@ -255,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("No help topic for '%s'" % command)
         table = dict(COMMANDS[command][0], help=(BOOL, "h", "show help"))
         opts, pos = parse_flags(table, args)
+        if command == "update" and len(pos) > 1:
+            # as runc's users type it: `update ID --memory 1G` (flags after the container's id)
+            more, rest = parse_flags(table, pos[1:])
+            opts.update(more)
+            pos = pos[:1] + rest
         if opts.get("help"):
             sys.stdout.write(_help(command))
             return 0

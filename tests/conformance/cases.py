@@ -315,6 +315,9 @@ case("update-pids-memory", "update --pids-limit and --memory on a running contai
      steps=[*RUNNING, ("update", "--pids-limit", "50", "--memory", "33554432", "{id}"),
             ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
             DELETE_F], expect="^50$")
+case("update-flags-after-id", "update ID --pids-limit N (the flags after the container's id)", probe=["sleep", "30"],
+     steps=[*RUNNING, ("update", "{id}", "--pids-limit", "51"),
+            ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max"), DELETE_F], expect="^51$")
 case("update-resources-file", "update -r FILE (LinuxResources JSON)", probe=["sleep", "30"],
      files={"res.json": {"pids": {"limit": 77}}},
      steps=[*RUNNING, ("update", "-r", "{dir}/res.json", "{id}"),

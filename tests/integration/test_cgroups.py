@@ -449,3 +449,15 @@ def test_v2_add_pids_freeze_stats_destroy(v2_on_unified, procs):
     assert isinstance(c.oom_count(), int)
     again = Cgroup.from_state(c.to_state())
     assert again.pids() == [p.pid]
+
+
+def test_update_flags_after_the_container_id(ct, bundle):
+    """`update ID --pids-limit N`, as runc's users type it (runc accepts the flags after the id)."""
+    import glob
+
+    cid = ct.run_detached(bundle(["sleep", "30"])).cid
+    p = ct.call("update", cid, "--pids-limit", "42")
+    assert p.returncode == 0, p.err
+    found = glob.glob("/sys/fs/cgroup/pids/**/%s/pids.max" % cid, recursive=True) or \
+        glob.glob("/sys/fs/cgroup/**/%s/pids.max" % cid, recursive=True)
+    assert found and open(found[0]).read().strip() == "42", found
