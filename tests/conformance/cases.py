@@ -425,9 +425,7 @@ case("caps-unknown", "an unknown capability name", probe=CAPS,
      steps=[RUN], differs="runc 1.1 ignores unknown capability names (with a warning); pyrun refuses the config "
                           "so a typo cannot silently drop a capability (README: differs on purpose)")
 case("apparmor-profile", "process.apparmorProfile on a host without AppArmor",
-     config={"process": {"apparmorProfile": "some-profile"}}, probe="echo ran", steps=[RUN],
-     differs="pyrun does not implement AppArmor and ignores apparmorProfile (README: ignored); runc applies it, "
-             "and fails here because no such profile is loaded")
+     config={"process": {"apparmorProfile": "some-profile"}}, probe="echo ran", steps=[RUN], expect=r"-> 1")
 case("no-new-privs-true", "noNewPrivileges true", probe=CAPS, expect=r"NoNewPrivs:\s+1")
 case("no-new-privs-false", "noNewPrivileges false", config={"process": {"noNewPrivileges": False}}, probe=CAPS,
      expect=r"NoNewPrivs:\s+0")
