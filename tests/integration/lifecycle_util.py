@@ -50,6 +50,18 @@ def processes_in_cgroups(prefix: str) -> list[int]:
     return pids
 
 
+def rmdir_patiently(path: str, tries: int = 50) -> None:
+    """rmdir a cgroup whose last processes may still be leaving (EBUSY for a moment); gone is fine."""
+    for _ in range(tries):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
 def pid_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     try:
@@ -157,14 +169,7 @@ class Containers:
         for cid in self.used:
             for d in cgroups_named(cid):
                 left.append(d)
-                for _ in range(50):
-                    try:
-                        os.rmdir(d)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        time.sleep(0.02)
+                rmdir_patiently(d)
         return left
 
 

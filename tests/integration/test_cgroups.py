@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from lifecycle_util import rmdir_patiently
+
 from runtime.cgroups import Cgroup, mounts
 from runtime.errors import PyrunError
 
@@ -56,14 +58,7 @@ def _sweep(top: str) -> None:
             except OSError:
                 pass
         for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
-            for _ in range(50):
-                try:
-                    os.rmdir(dirpath)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            rmdir_patiently(dirpath)
 
 
 @pytest.fixture

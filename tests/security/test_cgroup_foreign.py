@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lifecycle_util import assert_one_line_error, pid_alive, wait_for
+from lifecycle_util import assert_one_line_error, pid_alive, rmdir_patiently, wait_for
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -66,14 +66,7 @@ class HostCgroup:
         self.proc.kill()
         self.proc.wait(10)
         for d in self.dirs:
-            for _ in range(100):
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            rmdir_patiently(d, 100)
         left = [d for d in self.dirs if os.path.exists(d)]
         assert not left, "test cgroups left: %s" % left
 

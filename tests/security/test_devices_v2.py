@@ -25,9 +25,10 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
+
+from lifecycle_util import rmdir_patiently
 
 from runtime.cgroups import devices as D
 from runtime.cgroups import mounts
@@ -137,14 +138,7 @@ def _remove_cgroup_tree(path: str) -> None:
                         pass
         except OSError:
             pass
-        for _ in range(100):
-            try:
-                os.rmdir(dirpath)
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                time.sleep(0.02)
+        rmdir_patiently(dirpath, 100)
 
 
 def _attached_ids(path: str) -> list:
