@@ -514,12 +514,7 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     from runtime.spec.load import check_security_labels
 
     check_security_labels(proc)
-    if proc.scheduler is not None:
-        sched.sched_attr(proc.scheduler)
-    if proc.exec_cpu_affinity:
-        for k in ("initial", "final"):
-            if proc.exec_cpu_affinity.get(k):
-                sched.parse_list(proc.exec_cpu_affinity[k], "process.execCPUAffinity." + k)
+    sched.check_process(proc)
     if proc.terminal and not console_socket and detach:
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
     console = None

@@ -91,6 +91,29 @@ def _mapped_files() -> list[str]:
     return out
 
 
+class _Mapped:
+    """What this process maps, by directory: the loader, the shared libraries' directories, and the
+    locale and gconv directories libc reads (the directories a sealed copy must come from)."""
+
+    def __init__(self):
+        self.exe = os.path.realpath("/proc/self/exe")
+        files = _mapped_files()
+        self.loader = next((os.path.realpath(p) for p in files if os.path.basename(p).startswith("ld-linux")), "")
+        self.libdirs: list[str] = []
+        self.locale = ""
+        for p in files:
+            d = os.path.dirname(p)
+            if p != self.exe and ".so" in os.path.basename(p) and d not in self.libdirs:
+                self.libdirs.append(d)
+            elif "/locale/" in p and not self.locale:  # the C.UTF-8 locale libc maps
+                self.locale = p[:p.index("/locale/") + 7]
+        if self.loader and os.path.dirname(self.loader) not in self.libdirs:
+            self.libdirs.append(os.path.dirname(self.loader))
+        # glibc maps its gconv cache on first use: sealed before that, too
+        self.gconv = next((os.path.join(d, "gconv") for d in self.libdirs
+                           if os.path.exists(os.path.join(d, "gconv", "gconv-modules.cache"))), "")
+
+
 def _empty_layer() -> int:
     """A tiny read-only tmpfs, detached: the second lower layer an overlay without an upper one needs."""
     fs = L.fsopen("tmpfs")
@@ -116,9 +139,8 @@ def _overlay(directory: str, empty: int) -> int:
 def _overlay_plan():
     """(argv, fd to execveat, fds the new process holds): the loader from its overlay, running the
     interpreter from its overlay, libraries and sys.path through overlays."""
-    exe = os.path.realpath("/proc/self/exe")
-    files = _mapped_files()
-    loader = next((p for p in files if os.path.basename(p).startswith("ld-linux")), None)
+    m = _Mapped()
+    exe, loader = m.exe, m.loader
     dirs: dict[str, int] = {}
     empty = _empty_layer()
     try:
@@ -131,27 +153,19 @@ def _overlay_plan():
             return sealed(os.path.dirname(path)) + "/" + os.path.basename(path)
 
         path = [sealed(p) for p in sys.path if p and os.path.isdir(p)]
-        libdirs = []
         extra = {}
-        for p in files:
-            d = os.path.dirname(p)
-            if p != exe and d not in libdirs and ".so" in os.path.basename(p):
-                libdirs.append(d)
-            elif "/locale/" in p and "LOCPATH" not in os.environ:  # the C.UTF-8 locale libc maps
-                extra["LOCPATH"] = sealed(p[:p.index("/locale/") + 7])
-            elif os.path.basename(p) == "gconv-modules.cache" and "GCONV_PATH" not in os.environ:
-                extra["GCONV_PATH"] = sealed(d)
-        for d in libdirs:  # glibc maps its gconv cache on first use: seal it before that, too
-            if os.path.exists(os.path.join(d, "gconv", "gconv-modules.cache")) and "GCONV_PATH" not in os.environ:
-                extra.setdefault("GCONV_PATH", sealed(os.path.join(d, "gconv")))
+        if m.locale and "LOCPATH" not in os.environ:
+            extra["LOCPATH"] = sealed(m.locale)
+        if m.gconv and "GCONV_PATH" not in os.environ:
+            extra["GCONV_PATH"] = sealed(m.gconv)
         prog = sealed_path(exe)
         boot = [sys.executable or exe, "-IS"] + _xoptions() + ["-c", _boot(path)] + sys.argv[1:]
-        if loader is None:  # a static interpreter: nothing else is mapped
+        if not loader:  # a static interpreter: nothing else is mapped
             fd = os.open(prog, os.O_PATH | os.O_CLOEXEC)
             argv = boot
         else:
             fd = os.open(sealed_path(loader), os.O_PATH | os.O_CLOEXEC)
-            argv = [loader, "--argv0", boot[0], "--library-path", ":".join(sealed(d) for d in libdirs), prog] + boot[1:]
+            argv = [loader, "--argv0", boot[0], "--library-path", ":".join(sealed(d) for d in m.libdirs), prog] + boot[1:]
     except BaseException:
         for k in dirs.values():
             os.close(k)
@@ -193,20 +207,7 @@ def launcher_header() -> str:
     import resource  # noqa: F401
     import select  # noqa: F401
 
-    exe = os.path.realpath("/proc/self/exe")
-    files = _mapped_files()
-    loader = next((os.path.realpath(p) for p in files if os.path.basename(p).startswith("ld-linux")), "")
-    libdirs, locale = [], ""
-    for p in files:
-        d = os.path.dirname(p)
-        if p != exe and ".so" in os.path.basename(p) and d not in libdirs:
-            libdirs.append(d)
-        elif "/locale/" in p and not locale:
-            locale = p[:p.index("/locale/") + 7]
-    if loader and os.path.dirname(loader) not in libdirs:
-        libdirs.append(os.path.dirname(loader))
-    gconv = next((os.path.join(d, "gconv") for d in libdirs
-                  if os.path.exists(os.path.join(d, "gconv", "gconv-modules.cache"))), "")
+    m = _Mapped()
     path = [p for p in sys.path if p and os.path.isdir(p)]
 
     def c(s: str) -> str:
@@ -214,12 +215,12 @@ def launcher_header() -> str:
 
     return "\n".join([
         "/* written by runtime.sealed.launcher_header() at install time */",
-        "#define LOADER %s" % c(loader or exe),
-        "#define PYTHON %s" % c(exe),
+        "#define LOADER %s" % c(m.loader or m.exe),
+        "#define PYTHON %s" % c(m.exe),
         "#define ARGV0 %s" % c(sys.executable),
-        "#define LOCALE %s" % c(locale),
-        "#define GCONV %s" % c(gconv),
-        "static const char *LIBDIRS[] = {%s};" % ", ".join([c(d) for d in libdirs] + ["NULL"]),
+        "#define LOCALE %s" % c(m.locale),
+        "#define GCONV %s" % c(m.gconv),
+        "static const char *LIBDIRS[] = {%s};" % ", ".join([c(d) for d in m.libdirs] + ["NULL"]),
         "static const char *PYPATH[] = {%s};" % ", ".join([c(d) for d in path] + ["NULL"]),
         "",
     ])

@@ -57,16 +57,20 @@ def sched_attr(s: dict) -> bytes:
 
 def check(cfg) -> None:
     """What can be checked before anything starts (create)."""
-    p = cfg.process
-    if p is not None and p.scheduler is not None:
-        sched_attr(p.scheduler)
+    if cfg.process is not None:
+        check_process(cfg.process)
     mp = (cfg.raw.get("linux") or {}).get("memoryPolicy")
     if mp is not None and mp.get("nodes"):
         parse_list(mp["nodes"], "linux.memoryPolicy.nodes")
-    if p is not None and p.exec_cpu_affinity:
-        for k in ("initial", "final"):
-            if p.exec_cpu_affinity.get(k):
-                parse_list(p.exec_cpu_affinity[k], "process.execCPUAffinity." + k)
+
+
+def check_process(p) -> None:
+    """The process's own fields (create, and exec before it starts anything)."""
+    if p.scheduler is not None:
+        sched_attr(p.scheduler)
+    for k in ("initial", "final"):
+        if p.exec_cpu_affinity and p.exec_cpu_affinity.get(k):
+            parse_list(p.exec_cpu_affinity[k], "process.execCPUAffinity." + k)
 
 
 def apply(proc, memory_policy=None) -> None:

@@ -62,6 +62,30 @@ def rmdir_patiently(path: str, tries: int = 50) -> None:
             time.sleep(0.02)
 
 
+def remove_cgroup_tree(root: str, tries: int = 50) -> None:
+    """A test's cgroup directory and everything below it: thawed (v1 and v2), its processes SIGKILLed,
+    then removed deepest first."""
+    for dirpath, _, _ in os.walk(root):
+        for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            try:
+                with open(os.path.join(dirpath, name), "w") as f:
+                    f.write(value)
+            except OSError:
+                pass
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                pids = f.read().split()
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+    for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
+        rmdir_patiently(dirpath, tries)
+
+
 def pid_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     try:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lifecycle_util import rmdir_patiently
+from lifecycle_util import remove_cgroup_tree
 
 from runtime.cgroups import Cgroup, mounts
 from runtime.errors import PyrunError
@@ -38,27 +38,7 @@ def _sweep(top: str) -> None:
         root = mp + top
         if not os.path.isdir(root):
             continue
-        for dirpath, _, _ in os.walk(root):
-            try:
-                with open(os.path.join(dirpath, "freezer.state"), "w") as f:
-                    f.write("THAWED")
-            except OSError:
-                pass
-            try:
-                with open(os.path.join(dirpath, "cgroup.freeze"), "w") as f:
-                    f.write("0")
-            except OSError:
-                pass
-            try:
-                for pid in open(os.path.join(dirpath, "cgroup.procs")).read().split():
-                    try:
-                        os.kill(int(pid), 9)
-                    except ProcessLookupError:
-                        pass
-            except OSError:
-                pass
-        for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
-            rmdir_patiently(dirpath)
+        remove_cgroup_tree(root)
 
 
 @pytest.fixture

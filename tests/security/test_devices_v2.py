@@ -28,7 +28,7 @@ import sys
 
 import pytest
 
-from lifecycle_util import rmdir_patiently
+from lifecycle_util import remove_cgroup_tree
 
 from runtime.cgroups import devices as D
 from runtime.cgroups import mounts
@@ -123,22 +123,8 @@ def cg2(cg2_mount):
             return d
 
     yield Dirs
-    _remove_cgroup_tree(base)
+    remove_cgroup_tree(base, 100)
     assert not os.path.exists(base), "cgroup left behind: %s" % base
-
-
-def _remove_cgroup_tree(path: str) -> None:
-    for dirpath, dirnames, _ in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
-        try:
-            with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                for pid in f.read().split():
-                    try:
-                        os.kill(int(pid), 9)
-                    except ProcessLookupError:
-                        pass
-        except OSError:
-            pass
-        rmdir_patiently(dirpath, 100)
 
 
 def _attached_ids(path: str) -> list:
@@ -490,7 +476,7 @@ def v1_devices(tmp_path):
     try:
         yield d
     finally:
-        _remove_cgroup_tree(d)
+        remove_cgroup_tree(d, 100)
         if mounted:
             subprocess.run(["umount", mounted], check=False)
         assert not os.path.exists(d)
