@@ -1,14 +1,16 @@
 """Shared test machinery.
 
-- Under CI (the CI variable set and not "false"/"0"), a skipped test that needs root (marked `root`, or
-  living under tests/integration or tests/conformance) is turned into a failure: a root test that quietly
-  skips proves nothing.
+- Under CI (the CI variable set and not "false"/"0"), every skipped test is turned into a failure: CI
+  installs everything the suite needs (root, namespaces, runc, podman, QEMU, libseccomp), so a test
+  that quietly skips there proves nothing. Tests that need root are marked `root` (everything under
+  tests/integration, tests/conformance and tests/security is).
 - Fixtures for tests that run containers: the busybox rootfs, bundles made from pyrun's default spec, a
   `pyrun` runner bound to a private state root, and a teardown that force-deletes whatever a test left and
   fails the test if mounts, state or processes remain.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -21,6 +23,8 @@ import time
 
 import pytest
 
+from tests import leaks
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE_ROOTFS = os.path.join(REPO, "examples", "busybox", "rootfs")
 ROOT_DIRS = ("integration", "conformance", "security")
@@ -30,9 +34,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-def _needs_root(path: str, item=None) -> bool:
-    if item is not None and item.get_closest_marker("root") is not None:
-        return True
+def _needs_root(path: str) -> bool:
     parts = os.path.relpath(str(path), os.path.join(REPO, "tests")).split(os.sep)
     return bool(parts) and parts[0] in ROOT_DIRS
 
@@ -41,9 +43,9 @@ def _needs_root(path: str, item=None) -> bool:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if rep.skipped and in_ci() and _needs_root(item.fspath, item) and not hasattr(rep, "wasxfail"):
+    if rep.skipped and in_ci() and not hasattr(rep, "wasxfail"):
         rep.outcome = "failed"
-        rep.longrepr = "a root test was skipped under CI (that counts as a failure): %s" % (rep.longrepr,)
+        rep.longrepr = "a test was skipped under CI (that counts as a failure): %s" % (rep.longrepr,)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -51,9 +53,9 @@ def pytest_make_collect_report(collector):
     outcome = yield
     rep = outcome.get_result()
     path = getattr(collector, "path", None)
-    if rep.skipped and in_ci() and path is not None and _needs_root(path):
+    if rep.skipped and in_ci() and path is not None:
         rep.outcome = "failed"
-        rep.longrepr = "a root test module was skipped under CI (that counts as a failure): %s" % (rep.longrepr,)
+        rep.longrepr = "a test module was skipped under CI (that counts as a failure): %s" % (rep.longrepr,)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -168,45 +170,44 @@ class Bundle:
         return self
 
 
-def _own_mounts() -> int:
-    with open("/proc/self/mountinfo") as f:
-        return sum(1 for line in f if "pyrun" in line or "/bundle" in line)
+def _leak_paths(rt: "Runtime", tmp_path_factory) -> list[str]:
+    """Where a test's containers have their roots and state: the places a leak would show."""
+    return [rt.root, str(tmp_path_factory.getbasetemp()), os.path.realpath(EXAMPLE_ROOTFS)]
 
 
-def _zombie_children() -> list[int]:
-    me = str(os.getpid())
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+@contextlib.contextmanager
+def leak_checked(rt: "Runtime", tmp_path_factory):
+    """Force-delete what the test left under `rt`, then fail if its state root, host mounts, container
+    processes or unwaited children remain (tests/leaks.py measures each where it would be)."""
+    paths = _leak_paths(rt, tmp_path_factory)
+    mounts_before = leaks.host_mounts(paths)
+    zombies_before = set(leaks.zombie_children())
+    try:
+        yield rt
+    finally:
+        rt.cleanup()
+    assert not os.path.exists(rt.root), "state root left behind: %s" % rt.root
+    mounts = leaks.host_mounts(paths) - mounts_before
+    assert not mounts, "mounts left behind in the host's namespace: %s" % sorted(mounts)
+    strays = leaks.settle(lambda: leaks.stray_processes(paths, rt.root))
+    assert not strays, "processes left behind: %s" % strays
+    zombies = set(leaks.settle(lambda: set(leaks.zombie_children()) - zombies_before, timeout=1))
+    for pid in zombies:  # reaped so the next test starts clean, then reported
         try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] == "Z" and fields[1] == me:
-            found.append(int(pid))
-    return found
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    assert not zombies, "children never waited for (zombies): %s" % sorted(zombies)
 
 
 @pytest.fixture
 def pyrun(tmp_path_factory):
     """pyrun with a private state root under /run; every container left is force-deleted afterwards,
-    and the test fails if the state root, mounts or zombies remain."""
+    and the test fails if the state root, mounts, processes or zombies remain."""
     require_root()
-    rt = Runtime(pyrun_argv(), "/run/pyrun-test-" + secrets.token_hex(4), "pyrun")
-    mounts_before = _own_mounts()
-    try:
+    with leak_checked(Runtime(pyrun_argv(), "/run/pyrun-test-" + secrets.token_hex(4), "pyrun"),
+                      tmp_path_factory) as rt:
         yield rt
-    finally:
-        rt.cleanup()
-        for pid in _zombie_children():
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-    assert not os.path.exists(rt.root), "state root left behind: %s" % rt.root
-    assert _own_mounts() <= mounts_before, "mounts left behind"
 
 
 @pytest.fixture
@@ -216,11 +217,8 @@ def runc(tmp_path_factory):
     exe = shutil.which("runc")
     if exe is None:
         pytest.skip("runc is not installed")
-    rt = Runtime([exe], "/run/runc-test-" + secrets.token_hex(4), "runc")
-    try:
+    with leak_checked(Runtime([exe], "/run/runc-test-" + secrets.token_hex(4), "runc"), tmp_path_factory) as rt:
         yield rt
-    finally:
-        rt.cleanup()
 
 
 @pytest.fixture

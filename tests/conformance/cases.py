@@ -7,6 +7,7 @@ from __future__ import annotations
 import array
 import os
 import socket
+import signal
 import subprocess
 import threading
 import time
@@ -80,8 +81,18 @@ def proc_sleeper(*unshare_flags, fork=False):
     def setup(ctx):
         argv = ["unshare", *unshare_flags] + (["--fork"] if fork else []) + ["sleep", "60"]
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ctx.defer(lambda: (p.kill(), p.wait()))
         target = p.pid
+
+        def stop():
+            # With --fork the sleeper is unshare's child: killing unshare alone would leave it running.
+            if target != p.pid:
+                try:
+                    os.kill(target, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            p.kill()
+            p.wait()
+        ctx.defer(stop)
         end = time.monotonic() + 5
         while time.monotonic() < end:
             if fork:
@@ -423,7 +434,8 @@ case("caps-unknown", "an unknown capability name", probe=CAPS,
      config={"process": {"capabilities": {k: ["CAP_CHOWN", "CAP_NOT_A_CAP"] for k in
                                           ("bounding", "effective", "permitted")}}},
      steps=[RUN], differs="runc 1.1 ignores unknown capability names (with a warning); pyrun refuses the config "
-                          "so a typo cannot silently drop a capability (README: differs on purpose)")
+                          "so a typo cannot silently drop a capability (README: differs on purpose)",
+     pyrun_expect=r"-> 1\s+stderr: .*unknown capability 'CAP_NOT_A_CAP'")
 case("apparmor-profile", "process.apparmorProfile on a host without AppArmor",
      config={"process": {"apparmorProfile": "some-profile"}}, probe="echo ran", steps=[RUN], expect=r"-> 1")
 case("no-new-privs-true", "noNewPrivileges true", probe=CAPS, expect=r"NoNewPrivs:\s+1")
@@ -457,10 +469,12 @@ case("ns-user", "a user namespace with uid/gid maps", config=userns,
      probe=NSPROBE + "; cat /proc/self/uid_map /proc/self/gid_map; id; stat -c '%u:%g' /bin/busybox",
      expect=r"0\s+100000\s+65536")
 case("ns-time", "a time namespace", config=with_ns("time"), probe=NSPROBE,
-     differs="runc 1.1 does not know the time namespace (runtime-spec 1.2 added it): it refuses the config")
+     differs="runc 1.1 does not know the time namespace (runtime-spec 1.2 added it): it refuses the config",
+     pyrun_expect=r"-> 0\s+(.*\s+)*time time:\[new\d\]\s+time_for_children time:\[new\d\]")
 case("ns-time-offsets", "a time namespace with a boottime offset of 1 day", probe="cut -d. -f1 /proc/uptime",
      config=chain(with_ns("time"), {"linux": {"timeOffsets": {"boottime": {"secs": 86400}}}}),
-     differs="runc 1.1 does not support time namespaces or timeOffsets (runtime-spec 1.2)")
+     differs="runc 1.1 does not support time namespaces or timeOffsets (runtime-spec 1.2)",
+     pyrun_expect=r"-> 0\s+(8[6-9]\d{3}|9\d{4}|\d{6,})$")  # uptime + 1 day
 case("ns-duplicate", "a namespace type listed twice is refused", config=with_ns("pid"), steps=[CREATE, STATE],
      expect=r"create .* -> 1")
 case("ns-join-net", "join a network namespace by path", setup=proc_sleeper("--net"),
@@ -489,7 +503,7 @@ case("hostname", "hostname set in the uts namespace", config={"hostname": "box1"
 case("domainname", "domainname set in the uts namespace", config={"domainname": "example.org"},
      probe="cat /proc/sys/kernel/domainname",
      differs="runc 1.1 ignores the domainname field (it shows '(none)'); runtime-spec says the runtime sets it "
-             "and runc 1.2 does")
+             "and runc 1.2 does", pyrun_expect=r"-> 0\s+example\.org$")
 case("hostname-without-uts", "a hostname without a uts namespace is refused", steps=[CREATE, STATE],
      config=chain(with_ns(drop=("uts",)), {"hostname": "box1"}), expect=r"create .* -> 1")
 case("userns-multi-maps", "user namespace with two uid ranges and root's files unmapped",
@@ -507,11 +521,13 @@ case("userns-nonroot", "user namespace, process uid 1000", config=chain(userns, 
 case("maps-without-userns", "uid/gid maps without a user namespace", config=USERNS_MAPS,
      steps=[CREATE, STATE, DELETE_F],
      differs="runc 1.1 silently ignores uidMappings/gidMappings when there is no user namespace; pyrun refuses "
-             "the config, since the mappings it asks for would not apply")
+             "the config, since the mappings it asks for would not apply",
+     pyrun_expect=r"create .* -> 1\s+stderr: .*uid/gid mappings are set, but there is no user namespace")
 case("cgroupspath-systemd-form", "a cgroupsPath in systemd's slice:prefix:name form without --systemd-cgroup",
      config={"linux": {"cgroupsPath": "pyrun-conf.slice:pyrun:x"}}, steps=[CREATE, STATE, DELETE_F],
      differs="runc's cgroupfs driver takes 'slice:prefix:name' as one directory name with colons; pyrun refuses "
-             "it, since the user meant a systemd cgroup: that needs --systemd-cgroup (README)")
+             "it, since the user meant a systemd cgroup: that needs --systemd-cgroup (README)",
+     pyrun_expect=r"create .* -> 1\s+stderr: .*needs --systemd-cgroup")
 case("userns-without-maps", "a new user namespace without maps is refused", config=with_ns("user"),
      steps=[CREATE, STATE], expect=r"create .* -> 1")
 
@@ -525,7 +541,7 @@ case("mount-tmpfs-options", "a tmpfs with size, mode and nosuid,nodev,noexec",
      probe="grep ' /tmp ' /proc/self/mountinfo; stat -c '%a %U' /tmp",
      differs="runc 1.1 chmods a tmpfs to the mode of the directory it covers even when mode= is given (here "
              "1777 from the rootfs's /tmp); runc 1.2 and pyrun honour mode= and copy the directory's mode only "
-             "without it")
+             "without it", pyrun_expect=r"mode=1700\s+1700 root")
 case("mount-tmpfs-mode-from-mountpoint", "a tmpfs without mode= over an existing directory (/run, 0755)",
      config=add_mounts({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}),
      probe="stat -c '%a' /run; grep ' /run ' /proc/self/mountinfo", expect="^755$")
@@ -554,7 +570,8 @@ case("mount-bind-rro", "a bind mount with rro (recursively read-only)", tmp=True
 case("mount-tmpcopyup", "a tmpfs with tmpcopyup keeps the directory's content",
      config=add_mounts({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}),
      probe="ls /etc; grep ' /etc ' /proc/self/mountinfo", steps=[RUN], expect="passwd",
-     differs="pyrun does not implement the tmpcopyup mount extension: it refuses the option with a clear error")
+     differs="pyrun does not implement the tmpcopyup mount extension: it refuses the option with a clear error",
+     pyrun_expect=r"-> 1\s+stderr: .*'tmpcopyup' is not supported")
 case("mount-missing-source", "a bind mount whose source does not exist fails", tmp=True,
      config=add_mounts({"destination": "/tmp/x", "type": "bind", "source": "{dir}/nope", "options": ["bind"]}),
      steps=[CREATE, STATE], expect=r"create .* -> 1")
@@ -572,7 +589,7 @@ case("rootfs-propagation-slave", "rootfsPropagation rslave (runc's default)",
 case("rootfs-propagation-shared", "rootfsPropagation shared", config={"linux": {"rootfsPropagation": "shared"}},
      probe=ROOTLINE, steps=[RUN],
      differs="runc 1.1 does not make the root shared (a runc bug runtime-spec contradicts, see runc-behaviour.md); "
-             "pyrun applies rootfsPropagation shared")
+             "pyrun applies rootfsPropagation shared", pyrun_expect=r" / ro,\S* shared:")
 case("mount-mqueue-devpts", "mqueue and devpts mounts with their options",
      probe="grep -E ' /dev/(mqueue|pts|shm) ' /proc/self/mountinfo", expect="devpts")
 case("mount-sysfs", "sysfs read-only in a new network namespace",
@@ -714,7 +731,8 @@ case("exec-config-terminal", "exec without -t in a container whose config has te
 case("run-terminal-foreground", "run with terminal true in the foreground, stdin not a terminal",
      config={"process": {"terminal": True}}, probe="tty; echo done", steps=[RUN],
      differs="runc 1.1 opens the caller's controlling terminal (/dev/tty) and fails without one; pyrun then "
-             "proxies the container's pty through its own stdin/stdout")
+             "proxies the container's pty through its own stdin/stdout",
+     pyrun_expect=r"-> 0\s+/dev/pts/\d+\s+done")
 case("exec-tty-detach-no-socket", "exec -t -d without a console socket fails", probe=["sleep", "30"],
      steps=[*EXEC_BASE, ("exec", "-t", "-d", "{id}", "true"), DELETE_F], expect=r"exec -t -d <ID> true -> 255")
 
@@ -740,7 +758,8 @@ case("hook-poststart", "a poststart hook gets the state", probe=["sleep", "30"],
      config=hooks(poststart=hook("poststart", "cat > {dir}/ps.json")),
      steps=[CREATE, ("@exists", "ps.json"), START, ("@file", "ps.json"), DELETE_F],
      differs="runc 1.1 runs poststart hooks during create (with status created); runtime-spec says after the "
-             "user process started, before start returns: pyrun runs them in start (README: differs on purpose)")
+             "user process started, before start returns: pyrun runs them in start (README: differs on purpose)",
+     pyrun_expect=r"@exists ps.json -> 0\s+no\s+\$ start .* -> 0\s+\s+\$ @file ps.json -> 0\s+.*status=running")
 case("hook-poststop", "a poststop hook runs at delete and gets status stopped", probe=["true"],
      config=hooks(poststop=hook("poststop", "cat > {dir}/stop.json")),
      steps=[CREATE, START, wait("stopped"), ("@exists", "stop.json"), DELETE, ("@file", "stop.json")],

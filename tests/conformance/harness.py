@@ -30,6 +30,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from tests import leaks
 from tests.conftest import EXAMPLE_ROOTFS, REPO, Runtime, base_config, pyrun_argv
 
 RUNC = "/usr/sbin/runc"
@@ -44,13 +45,17 @@ class Case:
     an argv list. steps: CLI steps (tuples; `{id}`, `{id:x}`, `{bundle}`, `{dir}` are substituted), RUN by
     default. expect: a regex that runc's combined (normalised) results must match, so a probe that tests
     nothing cannot pass. differs: the reason for a known, deliberate difference (the case must still
-    differ: a stale mark fails). setup(ctx): prepares per-runtime host state (ctx.defer(fn) to undo it).
+    differ: a stale mark fails). pyrun_expect: for a marked case, required: a regex pyrun's combined
+    results must match, so the case also asserts what pyrun does instead. setup(ctx): prepares per-runtime host state (ctx.defer(fn) to undo it).
     files: {name: text or JSON-able} written into the per-runtime work dir ({dir}), placeholders
     substituted."""
 
     def __init__(self, name, what, config=None, probe=None, steps=None, expect=None, differs=None, setup=None,
-                 files=None, norm=(), tmp=False):
+                 files=None, norm=(), tmp=False, pyrun_expect=None):
+        if differs and not pyrun_expect:
+            raise ValueError("case %s: a marked difference must say what pyrun does instead (pyrun_expect)" % name)
         self.name, self.what, self.config, self.probe = name, what, config, probe
+        self.pyrun_expect = pyrun_expect
         self.steps = [tuple(s) for s in (steps or [RUN])]
         self.expect, self.differs, self.setup, self.files, self.norm = expect, differs, setup, files or {}, norm
         self.tmp = tmp  # add a tmpfs on /tmp (the shared rootfs is read-only and must stay untouched)
@@ -515,11 +520,25 @@ class Harness:
                     time.sleep(0.02)
                 else:
                     problems.append("%s: cgroup left: %s" % (ctx.name, path))
-        with open("/proc/self/mountinfo") as f:
-            mounts = [ln for ln in f if ctx.dir in ln]
+        mounts = leaks.host_mounts([ctx.dir])
         if mounts:
-            problems.append("%s: mounts left: %s" % (ctx.name, mounts))
+            problems.append("%s: mounts left: %s" % (ctx.name, sorted(mounts)))
+        strays = leaks.settle(lambda: leaks.stray_processes([ctx.dir], ctx.rt.root, ctx.ids()))
+        if strays:
+            problems.append("%s: processes left: %s" % (ctx.name, strays))
         return problems
+
+
+def _expectation(name: str, pattern, steps, with_err=False) -> str | None:
+    """None when `pattern` (a regex over '$ step -> code' lines, outputs and, with_err, 'stderr: ' lines)
+    matches the runtime's results."""
+    if pattern is None:
+        return None
+    text = "\n".join("$ %s -> %s\n%s%s" % (r.label, r.code, r.out, "".join(
+        "\nstderr: " + ln for ln in r.err.splitlines()) if with_err else "") for r in steps)
+    if re.search(pattern, text, re.M):
+        return None
+    return "%s's results do not match the case's expectation %r:\n%s" % (name, pattern, text)
 
 
 def _cell(c: str) -> str:
@@ -581,11 +600,8 @@ class CaseResult:
         self.runc, self.runc_problems = runc
         self.pyrun, self.pyrun_problems = pyrun
         self.diffs = self._compare()
-        self.expect_failure = None
-        if case.expect is not None:
-            text = "\n".join("$ %s -> %s\n%s" % (r.label, r.code, r.out) for r in self.runc)
-            if not re.search(case.expect, text, re.M):
-                self.expect_failure = "runc's results do not match the case's expectation %r:\n%s" % (case.expect, text)
+        self.expect_failure = _expectation("runc", case.expect, self.runc)
+        self.pyrun_expect_failure = _expectation("pyrun", case.pyrun_expect, self.pyrun, with_err=True)
 
     def _compare(self) -> list[str]:
         diffs = []

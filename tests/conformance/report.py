@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     took = time.monotonic() - t0
     n_match = sum(1 for r in results if r.matches)
     known = [r for r in results if not r.matches and r.case.differs]
-    bad = [r for r in results if (not r.matches and not r.case.differs) or r.problems or r.expect_failure]
+    bad = [r for r in results if (not r.matches and not r.case.differs) or r.problems or r.expect_failure
+           or r.pyrun_expect_failure]
     runc_version = subprocess.run([RUNC, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     lines = [
         "# Conformance against runc: %d of %d cases match runc" % (n_match, len(results)),

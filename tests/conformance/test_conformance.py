@@ -1,5 +1,6 @@
 """pyrun against runc, one test per case (tests/conformance/cases.py): an unmarked difference fails, and so
-does a case marked as a known difference that no longer differs (the mark would be stale), a case whose probe
+does a case marked as a known difference that no longer differs (the mark would be stale) or that does not do
+what pyrun means to do instead (its pyrun_expect), a case whose probe
 does not show in runc what it should (it would test nothing), and anything a case leaves behind."""
 import pytest
 
@@ -26,5 +27,13 @@ def test_case(harness, case):
     if case.differs:
         assert r.diffs, "marked as a known difference (%s) but pyrun now matches runc: drop the mark\n\n%s" % (
             case.differs, r.explain())
+        assert r.pyrun_expect_failure is None, r.pyrun_expect_failure + "\n\n" + r.explain()
     else:
         assert r.matches, r.explain()
+
+
+def test_a_mark_must_say_what_pyrun_does_instead():
+    from tests.conformance.harness import Case
+
+    with pytest.raises(ValueError, match="pyrun_expect"):
+        Case("x", "a marked case without an expectation of pyrun", differs="some reason")
