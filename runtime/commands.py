@@ -231,7 +231,7 @@ def _exec_overrides(proc: dict, opts: dict) -> None:
 
 def _id(text: str, what: str) -> int:
     """A uid/gid from the command line: 4294967295 is (uid_t)-1, "leave unchanged" (we would stay root)."""
-    from runtime.init.process import ID_LIMIT
+    from runtime.spec.checks import ID_LIMIT
 
     n = int(text)
     if not 0 <= n < ID_LIMIT:

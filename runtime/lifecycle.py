@@ -504,17 +504,9 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     if status not in ("created", "running", "paused"):
         raise PyrunError("cannot exec in a container in the %s state" % status)
     proc = Process(proc_doc)
-    if not proc.args:
-        raise PyrunError("process.args: args must not be empty")
-    from runtime.init.process import check_env, check_user
+    from runtime.spec.load import check_process
 
-    check_env(proc.env)
-    check_user(proc.user)
-    from runtime.init import sched
-    from runtime.spec.load import check_security_labels
-
-    check_security_labels(proc)
-    sched.check_process(proc)
+    check_process(proc)
     if proc.terminal and not console_socket and detach:
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
     console = None

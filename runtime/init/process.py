@@ -9,6 +9,7 @@ import stat
 from runtime import linux as L
 from runtime.errors import ConfigError, PyrunError
 from runtime.init import capabilities as caps
+from runtime.spec.checks import check_user
 
 _RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
@@ -45,36 +46,6 @@ def _check_exec(name: str, path: str) -> None:
         raise PyrunError('exec: "%s": stat %s: %s' % (name, path, os.strerror(e.errno).lower())) from None
     if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
         raise PyrunError('exec: "%s": permission denied' % name)
-
-
-def check_env(env) -> None:
-    """runc's rules for process.env: NAME=VALUE, a name, no NUL (checked before anything starts)."""
-    for pair in env:
-        name, eq, value = pair.partition("=")
-        if not eq:
-            raise PyrunError("invalid environment variable: %r" % pair)
-        if not name:
-            raise PyrunError("environment variable name can't be empty: %r" % pair)
-        if "\0" in pair:
-            raise PyrunError("environment variable can't contain null(\\x00): %r" % pair)
-
-
-# (uid_t)-1 and (gid_t)-1 mean "leave unchanged" to setresuid/setresgid/setgroups' callers: a process
-# asking for uid 4294967295 would keep the runtime's uid 0. No id at or above it is valid (nor below 0).
-ID_LIMIT = 0xFFFFFFFF
-
-
-def check_user(user, where: str = "process.user") -> None:
-    """Refuse ids that are not ids (checked at create and exec, before anything starts)."""
-    for field, value in (("uid", user.uid), ("gid", user.gid)):
-        _check_id(value, "%s.%s" % (where, field))
-    for i, g in enumerate(user.additional_gids):
-        _check_id(g, "%s.additionalGids[%d]" % (where, i))
-
-
-def _check_id(value, field: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < ID_LIMIT:
-        raise PyrunError("%s: %r is not a valid id (must be 0 to %d)" % (field, value, ID_LIMIT - 1))
 
 
 def set_rlimits(rlimits) -> None:

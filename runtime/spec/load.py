@@ -16,6 +16,7 @@ import sys
 
 from runtime import fastjson
 from runtime.errors import ConfigError
+from runtime.spec import checks
 from runtime.spec.model import Config
 
 
@@ -283,19 +284,13 @@ def check_semantics(cfg: Config) -> None:
     if cfg.domainname and cfg.linux.namespace("uts") is None:
         raise ConfigError("domainname: unable to set domainname without a private UTS namespace")
     if cfg.process is not None:
-        if not cfg.process.args:
-            raise ConfigError("process.args: args must not be empty")
         if not cfg.process.cwd.startswith("/"):
             raise ConfigError("process.cwd: %r must be an absolute path" % cfg.process.cwd)
-        from runtime.init.process import check_env, check_user
-
-        check_env(cfg.process.env)
-        check_user(cfg.process.user)
-        check_security_labels(cfg.process)
+        check_process(cfg.process)
     check_host_features(cfg)
-    from runtime.init import sched
-
-    sched.check(cfg)
+    mp = (cfg.raw.get("linux") or {}).get("memoryPolicy")
+    if mp is not None and mp.get("nodes"):
+        checks.parse_list(mp["nodes"], "linux.memoryPolicy.nodes")
     for m in cfg.mounts:
         if not m.destination.startswith("/"):
             raise ConfigError("mounts: destination %r must be an absolute path" % m.destination)
@@ -309,6 +304,12 @@ def _read(path: str) -> str:
             return f.read().strip()
     except OSError:
         return ""
+
+
+def check_process(proc) -> None:
+    """A process document's checks (create's and exec's): the document's own, then what this host has."""
+    checks.check_process(proc)
+    check_security_labels(proc)
 
 
 def check_security_labels(proc) -> None:

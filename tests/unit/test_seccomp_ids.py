@@ -9,7 +9,7 @@ import pytest
 
 from runtime.errors import ConfigError, PyrunError
 from runtime import seccomp
-from runtime.init.process import check_user
+from runtime.spec.checks import check_user
 from runtime.spec.model import User
 
 needs_libseccomp = pytest.mark.skipif(not seccomp.available(), reason="libseccomp is not installed")
