@@ -173,19 +173,27 @@ class Context:
         if self._log_fd is None:
             if level in ("error", "warning"):
                 os.write(2, ('time="%s" level=%s msg="%s"\n' % (_now(), level, _quote(msg))).encode())
+            elif level == "debug":  # as runc: without --log, debug lines go to stderr, in --log-format
+                os.write(2, self._line(level, msg).encode())
             return
-        if self.log_format == "json":
-            from runtime import fastjson
-
-            line = fastjson.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
-        else:
-            line = 'time="%s" level=%s msg="%s"\n' % (_now(), level, _quote(msg))
-        os.write(self._log_fd, line.encode())
+        os.write(self._log_fd, self._line(level, msg).encode())
         if level in ("error", "warning"):
             os.write(2, (msg + "\n").encode())
 
+    def _line(self, level: str, msg: str) -> str:
+        if self.log_format == "json":
+            from runtime import fastjson
+
+            return fastjson.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
+        return 'time="%s" level=%s msg="%s"\n' % (_now(), level, _quote(msg))
+
     def warn(self, msg: str) -> None:
         self.log("warning", msg)
+
+    def log_debug(self, msg: str) -> None:
+        """--debug lines (runc's level=debug). Callers test `ctx.debug` first, so that without --debug
+        not even the message is formatted."""
+        self.log("debug", msg)
 
 
 def _now() -> str:

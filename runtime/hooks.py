@@ -5,13 +5,16 @@ from runtime import fastjson
 from runtime.errors import PyrunError
 
 
-def run_hooks(hooks, state: dict, name: str, warn=None) -> None:
+def run_hooks(hooks, state: dict, name: str, warn=None, debug=None) -> None:
     """Run `hooks` in order. The first failure stops them and raises; with `warn` (poststop, whose
-    failures the spec says must not stop the rest) each failure is reported and the rest still run."""
+    failures the spec says must not stop the rest) each failure is reported and the rest still run.
+    `debug(msg)`, under --debug, is told of each hook before it runs."""
     if not hooks:
         return
     data = fastjson.dumps(state, compact=True).encode()
-    for h in hooks:
+    for i, h in enumerate(hooks):
+        if debug is not None:
+            debug("running %s hook %d: %s" % (name, i, h.path))
         try:
             _run_one(h, data, name)
         except PyrunError as e:

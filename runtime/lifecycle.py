@@ -76,6 +76,8 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
 
     S.check_id(cid)
     cfg = load_bundle(bundle)
+    if ctx.debug:
+        ctx.log_debug("create %s: config %s/config.json loaded and valid" % (cid, cfg.bundle))
     if cfg.process is None:
         raise PyrunError("config.json: process: a process is required to create a container")
     if cfg.process.terminal and not console_socket and not foreground:
@@ -116,6 +118,8 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         if record["foreign"]:
             ctx.warn("container's cgroup is not empty: %d process(es) found" % len(record["foreign"]))
         cgroup.apply(cfg.linux.resources)
+        if ctx.debug:
+            ctx.log_debug("create %s: cgroup %s made, resources applied" % (cid, cfg.linux.cgroups_path or cid))
         c = Container.__new__(Container)
         c.id, c.dir, c.lock_fd, c.record = cid, path, lock_fd, record
         from runtime.init import InitOptions, spawn
@@ -127,6 +131,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
             c.console = Console(console_socket)
         opts = InitOptions(path, preserve_fds, no_pivot, console_socket, c.hook_state, ctx.warn, c.console)
         opts.keyring = None if no_new_keyring else "_ses." + cid
+        opts.debug = ctx.log_debug if ctx.debug else None
         c.stdio = None
         if foreground and not cfg.process.terminal:
             from runtime.stdio import Pipes
@@ -153,6 +158,8 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         S.save(path, record)
         if pid_file:
             write_pid_file(pid_file, pid)
+        if ctx.debug:
+            ctx.log_debug("create %s: init pid %d ready, waiting on the exec fifo" % (cid, pid))
     except BaseException:
         if pipes is not None:
             pipes.close()
@@ -227,12 +234,16 @@ def start(ctx, cid: str, c: Container | None = None) -> Container:
             raise PyrunError("cannot start an already running container")
         raise PyrunError("cannot start a container in the %s state" % status)
     _release_init(c)
+    if ctx.debug:
+        ctx.log_debug("start %s: exec fifo opened, init pid %d goes on to exec the process" % (cid, c.pid))
     if "poststart" in c.record.get("hooks", ()):
         from runtime.hooks import run_hooks
 
         try:
-            run_hooks(c.config().hooks["poststart"], c.hook_state("running", c.pid), "poststart")
+            run_hooks(c.config().hooks["poststart"], c.hook_state("running", c.pid), "poststart",
+                      debug=ctx.log_debug if ctx.debug else None)
         except PyrunError:
+            # runtime-spec 1.3: a failing poststart hook is an error; the container does not go on running
             _kill_wait(c.pid, c.record.get("init_start"))
             raise
     return c
@@ -428,6 +439,8 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
         code = c.stdio.pump_until_exit(c.pid, _wait_exit)
     else:
         code = _wait_exit(c.pid)
+    if ctx.debug:
+        ctx.log_debug("run %s: process exited, status %d" % (cid, code))
     try:
         _end_run(ctx, cid, c, keep)
     finally:
@@ -523,13 +536,15 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
             pipes = Pipes(3 + preserve_fds)
     try:
         pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn,
-                       pipes.child_fds() if pipes is not None else None)
+                       pipes.child_fds() if pipes is not None else None, lambda: c.hook_state("running", c.pid))
     except BaseException:
         if pipes is not None:
             pipes.close()
         raise
     if pipes is not None:
         pipes.after_clone()
+    if ctx.debug:
+        ctx.log_debug("exec %s: process %s started, pid %d" % (cid, proc.args[0], pid))
     try:
         if pid_file:
             write_pid_file(pid_file, pid)

@@ -3,7 +3,13 @@ library and syscall tables live on the host), and installed by the init just bef
 
 As runc: unknown syscall names are skipped (profiles list syscalls of newer kernels), rules whose action
 equals the default are skipped, and libseccomp's own no_new_privs is off (the spec's noNewPrivileges
-decides)."""
+decides). runc's -ENOSYS stub is prepended: a syscall newer than every one the profile names gets ENOSYS
+instead of a non-permissive default action, so that a program (glibc's clone3, faccessat2, ...) falls
+back to the older call instead of failing with EPERM.
+
+SCMP_ACT_NOTIFY (a seccomp agent): the filter is installed with SECCOMP_FILTER_FLAG_NEW_LISTENER; the
+listener fd and runtime-spec's ContainerProcessState go to the agent at `listenerPath` over SCM_RIGHTS
+(`send_to_agent`, run by pyrun on the host side, as runc does)."""
 from __future__ import annotations
 
 import os
@@ -13,8 +19,11 @@ from runtime.errors import ConfigError, PyrunError
 ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
     "SCMP_ACT_TRAP": 0x00030000, "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
-    "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_LOG": 0x7FFC0000,
+    "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_LOG": 0x7FFC0000, "SCMP_ACT_NOTIFY": 0x7FC00000,
 }
+# Actions that let a syscall through in some form: a profile with one of them as its default needs no
+# -ENOSYS stub (runc's isAllowAction; a tracer handles new syscalls itself).
+_PERMISSIVE = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
 OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
              "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
 FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
@@ -25,6 +34,11 @@ ARCHES = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
 _ATTR_CTL_NNP = 3
 _EPERM = 1
 _EEXIST = 17
+_ENOSYS = 38
+_FLAG_NEW_LISTENER = 8
+_X32_BIT = 0x40000000
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_SCMP_ARCH_X32 = 0x4000003E  # libseccomp's own token: x32 runs as AUDIT_ARCH_X86_64 with _X32_BIT set
 
 
 def _libseccomp():
@@ -44,17 +58,22 @@ def available() -> bool:
 
 
 class Program:
-    """A compiled filter: the BPF bytes and the flags for seccomp(2)."""
+    """A compiled filter: the BPF bytes and the flags for seccomp(2); with SCMP_ACT_NOTIFY rules, the agent
+    to hand the listener fd to (`listener_path`, `listener_metadata`)."""
 
-    def __init__(self, bpf: bytes, flags: int):
+    def __init__(self, bpf: bytes, flags: int, listener_path=None, listener_metadata=""):
         self.bpf = bpf
         self.flags = flags
+        self.listener_path = listener_path
+        self.listener_metadata = listener_metadata
+
+    @property
+    def notify(self) -> bool:
+        return self.listener_path is not None
 
 
 def _action(name: str, errno_ret=None) -> int:
     if name not in ACTIONS:
-        if name == "SCMP_ACT_NOTIFY":
-            raise ConfigError("linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported by pyrun")
         raise ConfigError("linux.seccomp: unknown action %r" % name)
     a = ACTIONS[name]
     if name == "SCMP_ACT_ERRNO":
@@ -79,22 +98,31 @@ def compile_filter(profile: dict) -> Program:
         ffi, lib = _libseccomp()
     except (ImportError, OSError) as e:
         raise PyrunError("linux.seccomp: libseccomp is not available: %s" % e) from None
-    default = _action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))
+    default_name = profile.get("defaultAction", "SCMP_ACT_ALLOW")
+    if default_name == "SCMP_ACT_NOTIFY":
+        # As runc: every write would wait for an agent that pyrun has not yet been able to reach.
+        raise ConfigError("linux.seccomp: defaultAction: SCMP_ACT_NOTIFY cannot be used as default action")
+    default = _action(default_name, profile.get("defaultErrnoRet"))
+    notify = _check_notify(profile)
     native = lib.seccomp_arch_native()
     tokens = [native]
+    listed = []
     for arch in profile.get("architectures") or ():
         name = arch[len("SCMP_ARCH_"):].lower() if arch.startswith("SCMP_ARCH_") else arch.lower()
         token = lib.seccomp_arch_resolve_name(name.encode())
         if token == 0:
             raise ConfigError("linux.seccomp: unknown architecture %r" % arch)
+        if token not in listed:
+            listed.append(token)
         if token not in tokens:
             tokens.append(token)
     rules = _rules(ffi, lib, profile, default)
-    flags = 0
+    flags = _FLAG_NEW_LISTENER if notify else 0
     for f in profile.get("flags") or ():
         if f not in FLAGS:
             raise ConfigError("linux.seccomp: unknown flag %r" % f)
         flags |= FLAGS[f]
+    stub = _enosys_stub(lib, profile, default_name, listed)
     ctxs = []
     try:
         for token in tokens:
@@ -120,10 +148,147 @@ def compile_filter(profile: dict) -> Program:
             if rc < 0:
                 raise PyrunError("linux.seccomp: merging the architectures' filters: %s" % os.strerror(-rc))
             ctxs.pop()  # merged into the first, and freed by libseccomp
-        return Program(_export(lib, ctxs[0]), flags)
+        bpf = stub + _export(lib, ctxs[0])
+        if len(bpf) // 8 > 4096:  # BPF_MAXINSNS
+            raise ConfigError("linux.seccomp: the filter has %d instructions, more than the kernel's 4096"
+                              % (len(bpf) // 8))
+        if notify:
+            return Program(bpf, flags, profile["listenerPath"], profile.get("listenerMetadata") or "")
+        return Program(bpf, flags)
     finally:
         for ctx in ctxs:
             lib.seccomp_release(ctx)
+
+
+def needs_agent(profile) -> bool:
+    """Whether a profile has SCMP_ACT_NOTIFY rules (the spawning side makes the listener's channel then).
+    No libseccomp needed."""
+    return bool(profile) and any(r.get("action") == "SCMP_ACT_NOTIFY" for r in profile.get("syscalls") or ())
+
+
+class AgentChannel:
+    """How a process that installs a notifying filter hands the listener fd to pyrun: a socketpair made
+    before the clone (pipes cannot carry fds). The child sends the fd, then says "seccomp" on its sync
+    channel and waits for "seccompdone", so the agent holds the listener before any notified syscall can
+    wait for it (as runc's procSeccomp / procSeccompDone). The child closes the fd only after the agent
+    can answer, in case `close` itself is notified."""
+
+    def __init__(self):
+        import socket
+
+        self._socket = socket
+        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+
+    def keep(self) -> int:
+        return self.theirs.fileno()
+
+    def after_clone(self) -> None:
+        self.theirs.close()
+
+    def child_handoff(self, chan):
+        """A callable(fd) for the child: send the listener to pyrun, wait until the agent has it."""
+        def handoff(fd: int) -> None:
+            self._socket.send_fds(self.theirs, [b"seccomp"], [fd])
+            chan.send("seccomp")
+            self.theirs.close()
+            os.close(fd)
+            chan.expect("seccompdone")
+        return handoff
+
+    def forward(self, program_profile: dict, pid: int, state: dict) -> None:
+        """Parent: take the child's listener fd and send it, with the state, to the agent."""
+        _, fds, _, _ = self._socket.recv_fds(self.ours, 64, 1)
+        if not fds:
+            raise PyrunError("linux.seccomp: the container did not send its seccomp listener")
+        try:
+            prog = Program(b"", 0, program_profile["listenerPath"], program_profile.get("listenerMetadata") or "")
+            send_to_agent(prog, fds[0], pid, state)
+        finally:
+            os.close(fds[0])
+
+    def close(self) -> None:
+        for s in (self.ours, self.theirs):
+            s.close()
+
+
+def _check_notify(profile: dict) -> bool:
+    """Whether the profile has SCMP_ACT_NOTIFY rules, checked as runc checks them: an agent to send the
+    listener to, and never `write` (the init reports the listener to pyrun with a write: that write would
+    wait for an agent that cannot have the listener yet)."""
+    rules = [r for r in profile.get("syscalls") or () if r.get("action") == "SCMP_ACT_NOTIFY"]
+    if not rules:
+        return False
+    for i, r in enumerate(profile.get("syscalls") or ()):
+        if r.get("action") != "SCMP_ACT_NOTIFY":
+            continue
+        # write: as runc. sendmsg: pyrun hands the listener over with it (runc takes it with pidfd_getfd).
+        for name in ("write", "sendmsg"):
+            if name in (r.get("names") or ()):
+                raise ConfigError("linux.seccomp: syscalls[%d]: SCMP_ACT_NOTIFY cannot be used for the %s "
+                                  "syscall" % (i, name))
+    if not profile.get("listenerPath"):
+        raise ConfigError("linux.seccomp: SCMP_ACT_NOTIFY rules need a listenerPath (the seccomp agent's socket)")
+    return True
+
+
+def _enosys_stub(lib, profile: dict, default_name: str, arch_tokens: list) -> bytes:
+    """runc's -ENOSYS stub (libcontainer/seccomp/patchbpf), prepended to libseccomp's program: on each
+    architecture the profile lists, a syscall whose number is above the highest one the profile names
+    (any action, names unknown there skipped) returns ENOSYS, before the profile's default action is
+    reached. Not made when the default lets syscalls through anyway, or already is ENOSYS. x32 shares
+    x86_64's AUDIT_ARCH and is told apart by its syscall bit, as in runc."""
+    if default_name in _PERMISSIVE or profile.get("defaultErrnoRet") == _ENOSYS:
+        return b""
+    names = [n for r in profile.get("syscalls") or () for n in r.get("names") or ()]
+    last = {}  # AUDIT_ARCH -> {libseccomp token: highest syscall number}
+    for token in arch_tokens:
+        top = max((nr for nr in (lib.seccomp_syscall_resolve_name_arch(token, n.encode()) for n in names)
+                   if nr >= 0), default=-1)
+        if top > 0:
+            audit = _AUDIT_ARCH_X86_64 if token == _SCMP_ARCH_X32 else token
+            last.setdefault(audit, {})[token] = top
+    if not last:
+        return b""
+    # A small assembler with labels: (code, jt, jf, k), where jt/jf (and k of a `ja`) may name a label.
+    prog = [(0x20, 0, 0, 4)]  # ld [4]: the architecture
+    for audit in last:
+        prog.append((0x15, "arch%x" % audit, 0, audit))  # jeq arch -> its section
+    prog.append((0x05, 0, 0, "filter"))  # another architecture: straight to libseccomp's program
+    labels = {}
+    for audit, tops in last.items():
+        labels["arch%x" % audit] = len(prog)
+        prog.append((0x20, 0, 0, 0))  # ld [0]: the syscall number
+        native_top = tops.get(audit)
+        x32_top = tops.get(_SCMP_ARCH_X32)
+        if audit == _AUDIT_ARCH_X86_64 and x32_top is not None:
+            prog.append((0x45, "x32%x" % audit, 0, _X32_BIT))  # jset x32 bit -> the x32 check
+            if native_top is not None:
+                prog.append((0x25, "enosys", 0, native_top))  # jgt -> ENOSYS
+            prog.append((0x05, 0, 0, "filter"))
+            labels["x32%x" % audit] = len(prog)
+            prog.append((0x25, "enosys", 0, x32_top))
+            prog.append((0x05, 0, 0, "filter"))
+        else:
+            if audit == _AUDIT_ARCH_X86_64:
+                prog.append((0x45, "filter", 0, _X32_BIT))  # an x32 call: the profile did not list x32
+            prog.append((0x25, "enosys", 0, native_top))
+            prog.append((0x05, 0, 0, "filter"))
+    labels["enosys"] = len(prog)
+    prog.append((0x06, 0, 0, ACTIONS["SCMP_ACT_ERRNO"] | _ENOSYS))  # ret ERRNO(ENOSYS)
+    labels["filter"] = len(prog)
+    import struct
+
+    out = []
+    for i, (code, jt, jf, k) in enumerate(prog):
+        def rel(x):
+            return labels[x] - i - 1 if isinstance(x, str) else x
+        if code == 0x05:
+            k = rel(k)
+        jt, jf = rel(jt), rel(jf)
+        if not (0 <= jt <= 255 and 0 <= jf <= 255):
+            raise PyrunError("linux.seccomp: the -ENOSYS stub needs a jump of more than 255 instructions")
+        out.append(struct.pack("=HBBI", code, jt, jf, k))
+    return b"".join(out)
 
 
 def _rules(ffi, lib, profile: dict, default: int) -> list:
@@ -183,10 +348,39 @@ def _export(lib, ctx) -> bytes:
         os.close(fd)
 
 
-def install(program: Program, no_new_privs: bool) -> None:
+def install(program: Program, no_new_privs: bool):
+    """Load the filter into this process; with SCMP_ACT_NOTIFY rules, returns the listener fd."""
     from runtime import linux as L
 
     try:
-        L.seccomp_set_filter(program.bpf, program.flags)
+        fd = L.seccomp_set_filter(program.bpf, program.flags)
     except OSError as e:
         raise PyrunError("installing the seccomp filter: %s" % e.strerror) from None
+    return fd if program.notify else None
+
+
+def send_to_agent(program: Program, fd: int, pid: int, state: dict) -> None:
+    """runc's sendContainerProcessState: runtime-spec's ContainerProcessState as JSON, with the listener
+    fd as SCM_RIGHTS, in one message on a new connection to listenerPath (keys in runc's order)."""
+    import socket
+
+    from runtime import fastjson
+
+    doc = {"ociVersion": state["ociVersion"], "fds": ["seccompFd"], "pid": pid}
+    if program.listener_metadata:
+        doc["metadata"] = program.listener_metadata
+    doc["state"] = state
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        try:
+            s.connect(program.listener_path)
+        except OSError as e:
+            raise PyrunError("linux.seccomp: failed to connect with seccomp agent specified in the seccomp "
+                             "profile (listenerPath %s): %s" % (program.listener_path, e.strerror)) from None
+        try:
+            socket.send_fds(s, [fastjson.dumps(doc, compact=True).encode()], [fd])
+        except OSError as e:
+            raise PyrunError("linux.seccomp: cannot send seccomp fd to %s: %s"
+                             % (program.listener_path, e.strerror)) from None
+    finally:
+        s.close()

@@ -27,6 +27,7 @@ from runtime.state import EXEC_FIFO as S_EXEC_FIFO
 
 
 class InitOptions:
+    debug = None  # callable(msg) writing a debug log line, when --debug
     keyring = None  # the session keyring's name ("_ses.<id>", as runc), None for --no-new-keyring
     stdio = None  # (stdin, stdout, stderr) fds the child dup2()s onto 0, 1, 2; None: pyrun's own
 
@@ -49,6 +50,12 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
     parent, child = Channel.pair()
     state_fd = os.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     fast = not join_fds
+    agent = None
+    if cfg.linux.seccomp is not None:
+        from runtime.seccomp import AgentChannel, needs_agent
+
+        if needs_agent(cfg.linux.seccomp):
+            agent = AgentChannel()
     entry = cgroup.open_entry() if cgroup is not None else None
     pid, entry = clone_into(plan.clone_flags if fast else 0, entry)
     if pid == 0:  # ---- child
@@ -67,10 +74,12 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
             keep += range(3, 3 + opts.preserve_fds)
             if opts.console is not None:
                 keep.append(opts.console.theirs.fileno())
+            if agent is not None:
+                keep.append(agent.keep())
             close_fds_except(keep)
             if not fast:
                 _intermediate(plan, join_fds, child)
-            _container_init(cfg, opts, plan, child, state_fd)
+            _container_init(cfg, opts, plan, child, state_fd, agent)
         except BaseException as e:  # report anything, then leave without running the parent's cleanup
             try:
                 child.send("error", _message(e))
@@ -86,10 +95,15 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         entry.close()
     if opts.console is not None:
         opts.console.after_clone()
+    if agent is not None:
+        agent.after_clone()
     os.close(state_fd)
     for _, fd in join_fds:
         os.close(fd)
     init = pid
+    if opts.debug:
+        opts.debug("init: cloned pid %d into new namespaces %s%s" % (
+            pid, ",".join(sorted(plan.new)) or "none", "" if fast else " (joining namespace paths first)"))
     try:
         if fast:
             if plan.new_user:
@@ -109,15 +123,22 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         if cgroup is not None and entry is None:
             cgroup.add(init)
         parent.send("go", str(init))  # the init's pid as the host sees it, for hooks' state
-        verb, payload = parent.recv()
-        if verb == "hooks":
-            from runtime.hooks import run_hooks
-
-            st = opts.hook_state("creating", init)
-            run_hooks(cfg.hooks["prestart"], st, "prestart")
-            run_hooks(cfg.hooks["createRuntime"], st, "createRuntime")
-            parent.send("go")
+        while True:
             verb, payload = parent.recv()
+            if verb == "hooks":
+                from runtime.hooks import run_hooks
+
+                st = opts.hook_state("creating", init)
+                run_hooks(cfg.hooks["prestart"], st, "prestart", debug=opts.debug)
+                run_hooks(cfg.hooks["createRuntime"], st, "createRuntime", debug=opts.debug)
+                parent.send("go")
+            elif verb == "seccomp":  # as runc: the init's state, status creating, with the listener
+                agent.forward(cfg.linux.seccomp, init, opts.hook_state("creating", init))
+                if opts.debug:
+                    opts.debug("seccomp: listener sent to the agent at %s" % cfg.linux.seccomp["listenerPath"])
+                parent.send("seccompdone")
+            else:
+                break
         if verb == "error":
             raise ChildError(payload)
         if verb != "ready":
@@ -130,6 +151,8 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         raise PyrunError(str(e) if not isinstance(e, OSError) else _message(e)) from None
     finally:
         parent.close()
+        if agent is not None:
+            agent.close()
 
 
 def clone_into(flags: int, entry):
@@ -198,7 +221,8 @@ def _intermediate(plan: NamespacePlan, join_fds, chan: Channel) -> None:
         os._exit(0)
 
 
-def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int) -> None:
+def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int,
+                    agent=None) -> None:
     """Child half; returns only by raising (the final step is execve).
 
     What a process in the container could reach through this init is kept to nothing: it is not
@@ -271,7 +295,8 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     from runtime.init import sched
 
     sched.apply(proc, (cfg.raw.get("linux") or {}).get("memoryPolicy"))
-    env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok)
+    env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok,
+                            agent.child_handoff(chan) if agent is not None else None)
     fds = _proc_self_fd()
     chan.send("ready")
     chan.close()

@@ -30,8 +30,9 @@ def namespace_paths(cfg, init_pid: int) -> list[tuple[str, str]]:
 
 
 def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=None, warn=None,
-             stdio=None) -> int:
-    """Start `proc` inside the container of `init_pid`; returns its host pid once it has exec'd."""
+             stdio=None, state=None) -> int:
+    """Start `proc` inside the container of `init_pid`; returns its host pid once it has exec'd.
+    `state()`: the container's runtime-spec state, for a seccomp agent (SCMP_ACT_NOTIFY)."""
     fds = []
     try:
         for t, path in namespace_paths(cfg, init_pid):
@@ -41,6 +42,12 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
             os.close(fd)
         raise PyrunError("container is not running: opening its namespaces: %s" % e.strerror) from None
     parent, child = Channel.pair()
+    agent = None
+    if cfg.linux.seccomp is not None:
+        from runtime.seccomp import AgentChannel, needs_agent
+
+        if needs_agent(cfg.linux.seccomp):
+            agent = AgentChannel()
     from runtime.init import clone_into
 
     first, entry = clone_into(0, cgroup.open_entry() if cgroup is not None else None)
@@ -62,8 +69,10 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
             keep = [child.rfd, child.wfd] + [fd for _, fd in fds] + list(range(3, 3 + preserve_fds)) + sealed.held()
             if console is not None:
                 keep.append(console.theirs.fileno())
+            if agent is not None:
+                keep.append(agent.keep())
             close_fds_except(keep)
-            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn)
+            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent)
         except BaseException as e:
             try:
                 child.send("error", _text(e))
@@ -75,6 +84,8 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
         entry.close()
     if console is not None:
         console.after_clone()
+    if agent is not None:
+        agent.after_clone()
     for _, fd in fds:
         os.close(fd)
     pid = 0
@@ -89,20 +100,36 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                 break
             if verb == "pid":
                 pid = int(payload)
+            elif verb == "seccomp":
+                while not pid:  # the intermediate's "pid" is on its way (the process is waiting for us)
+                    try:
+                        verb, payload = parent.recv()
+                    except ChannelClosed:
+                        raise ChildError("the exec'd process exited before it started") from None
+                    if verb == "error":
+                        raise ChildError(payload)
+                    if verb == "pid":
+                        pid = int(payload)
+                # As runc: the exec'd process's pid; the container's state says running, with the init's
+                st = state() if state is not None else {}
+                agent.forward(cfg.linux.seccomp, pid, st)
+                parent.send("seccompdone")
             elif verb == "error":
                 raise ChildError(payload)
         if not pid:
             raise ChildError("the exec'd process exited before it started")
         return pid
-    except (ChildError, OSError) as e:
+    except (ChildError, OSError, PyrunError) as e:
         if pid:
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
-        raise PyrunError(str(e) if isinstance(e, ChildError) else _text(e)) from None
+        raise PyrunError(str(e) if not isinstance(e, OSError) else _text(e)) from None
     finally:
         parent.close()
+        if agent is not None:
+            agent.close()
         try:
             os.waitpid(first, 0)
         except ChildProcessError:
@@ -115,7 +142,7 @@ def _text(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, warn) -> None:
+def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, warn, agent=None) -> None:
     # Not dumpable before touching the container: a process inside must not ptrace or read our memory
     # (and the host fds we hold) through /proc while we are half-way in.
     L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -152,4 +179,5 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
 
         attach_pty(console, proc.console_size)
     sched.set_affinity(proc, "final")
-    P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn)
+    P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn,
+                        listener=agent.child_handoff(chan) if agent is not None else None)

@@ -134,11 +134,14 @@ def reset_signals() -> None:
         _signal.signal(s, _signal.SIG_DFL)
 
 
-def drop_privileges(proc, seccomp_program=None, warn=None, userns_setgroups=True) -> dict:
+def drop_privileges(proc, seccomp_program=None, warn=None, userns_setgroups=True, listener=None) -> dict:
     """Take the process's identity, cwd, capabilities, no_new_privs and seccomp filter, in runc's order;
     returns the environment to exec with. Runs before the init waits for `start` (and right before an
     exec'd process starts), so every error here fails `create`, and nothing in the container ever meets
-    a privileged init."""
+    a privileged init. `listener(fd)` takes a notifying filter's listener fd (for the seccomp agent).
+
+    As runc, the init's filter is in place before it waits for `start`: startContainer hooks, which the
+    init runs after that wait, run under it (and as the process's user)."""
     c = proc.capabilities
     if c is None:  # as runc: no capabilities object means none at all, not the runtime's own
         c = {k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
@@ -149,7 +152,8 @@ def drop_privileges(proc, seccomp_program=None, warn=None, userns_setgroups=True
         # Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we still have it.
         from runtime.seccomp import install
 
-        install(seccomp_program, False)
+        _hand_over(install(seccomp_program, False), listener)
+    fix_stdio_permissions(proc.user.uid)
     drop_bounding(caps.mask(c["bounding"], warn))
     # As runc: cwd first as root (a directory the runtime may enter but the user cannot), again as the
     # user if root was refused.
@@ -166,8 +170,36 @@ def drop_privileges(proc, seccomp_program=None, warn=None, userns_setgroups=True
         # As late as possible, so the filter sees as few of our own syscalls as it can.
         from runtime.seccomp import install
 
-        install(seccomp_program, True)
+        _hand_over(install(seccomp_program, True), listener)
     return env
+
+
+def _hand_over(fd, listener) -> None:
+    if fd is not None:
+        listener(fd)
+
+
+def fix_stdio_permissions(uid: int) -> None:
+    """As runc (fixStdioPermissions): stdin, stdout and stderr change owner to the process's uid before it
+    switches to it (the group is left to what the devpts mount or the pipe has), so that a terminal, or
+    /dev/stdout reopened through /proc, is the user's own. /dev/null is left alone, and so is an fd whose
+    owner is not ours to change (EPERM, EINVAL: not mapped in a user namespace; EROFS)."""
+    try:
+        null = os.stat("/dev/null").st_rdev
+    except OSError:
+        null = None
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # a closed stdio stays closed
+        if st.st_uid == uid or (null is not None and stat.S_ISCHR(st.st_mode) and st.st_rdev == null):
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as e:
+            if e.errno not in (1, 22, 30):  # EPERM, EINVAL, EROFS
+                raise PyrunError("changing the owner of fd %d to uid %d: %s" % (fd, uid, e.strerror)) from None
 
 
 def _chdir(cwd: str, permission_ok: bool) -> bool:
@@ -205,9 +237,9 @@ def exec_process(proc, executable: str, env: dict, preserve_fds: int) -> None:
 
 
 def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=None, warn=None,
-                      userns_setgroups=True) -> None:
+                      userns_setgroups=True, listener=None) -> None:
     """An exec'd process: nothing waits between dropping privileges and execve."""
-    env = drop_privileges(proc, seccomp_program, warn, userns_setgroups)
+    env = drop_privileges(proc, seccomp_program, warn, userns_setgroups, listener)
     exec_process(proc, executable, env, preserve_fds)
 
 

@@ -134,8 +134,9 @@ def capset(effective, permitted, inheritable):
 
 
 def seccomp_set_filter(program, flags=0):
-    """Install a classic BPF program (bytes of struct sock_filter) as this thread's seccomp filter."""
-    _check(lib.pyrun_seccomp_filter(flags, len(program) // 8, ffi.from_buffer(program)), "seccomp")
+    """Install a classic BPF program (bytes of struct sock_filter) as this thread's seccomp filter. Returns
+    seccomp(2)'s value: the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
+    return _check(lib.pyrun_seccomp_filter(flags, len(program) // 8, ffi.from_buffer(program)), "seccomp")
 
 
 # --- file descriptors and paths resolved inside a root -------------------------------------------------

@@ -843,3 +843,50 @@ case("exec-console-socket", "exec -t with --console-socket", probe=["sleep", "30
      steps=[*EXEC_BASE, ("exec", "-t", "-d", "--console-socket", "{dir}/console.sock", "{id}", "sh", "-c",
                          "tty; [ -t 0 ] && echo stdin-is-tty"),
             ("@await", "console.out"), DELETE_F], expect="stdin-is-tty")
+
+# ======================================================================================================
+# Process-side parity (issue 10): a zombie init, debug logging, seccomp agents, hooks, terminal owner
+case("kill-then-delete", "kill KILL and at once delete: the killed init (a zombie until reaped) is stopped",
+     probe=["sleep", "30"], steps=[*RUNNING, kill("KILL"), DELETE, STATE], expect=r"delete <ID> -> 0")
+
+
+def seccomp_agent(ctx):
+    """setup(): a seccomp agent (tests/seccomp_agent.py) at {dir}/agent.sock, recording what it is sent
+    in {dir}/agent.out and making mkdir succeed without making anything."""
+    from tests.seccomp_agent import Agent
+
+    agent = Agent(os.path.join(ctx.dir, "agent.sock"), os.path.join(ctx.dir, "agent.out"))
+    ctx.defer(agent.close)
+
+
+def notify_mkdir(**extra):
+    prof = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+            "listenerPath": "{dir}/agent.sock", "listenerMetadata": "agent-meta",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    prof.update(extra)
+    return {"linux": {"seccomp": {k: v for k, v in prof.items() if v is not None}}}
+
+
+NOTIFY_PROBE = "mkdir /tmp/by-agent && echo mkdir-said-ok; [ -d /tmp/by-agent ] || echo nothing-made"
+case("seccomp-notify-run", "SCMP_ACT_NOTIFY: the agent at listenerPath gets the state and the listener, "
+     "and answers mkdir", tmp=True, config=notify_mkdir(), setup=seccomp_agent, probe=NOTIFY_PROBE,
+     steps=[RUN, ("@file", "agent.out")], expect="mkdir-said-ok\nnothing-made")
+case("seccomp-notify-exec", "SCMP_ACT_NOTIFY in exec: the agent gets the exec'd process's listener too "
+     "(pid the process's, state running with the init's pid)", tmp=True, config=notify_mkdir(),
+     setup=seccomp_agent, probe=["sleep", "30"],
+     steps=[*RUNNING, ("exec", "{id}", "sh", "-c", NOTIFY_PROBE), ("@file", "agent.out"), DELETE_F],
+     expect="state.status=running")
+case("seccomp-notify-create-start", "SCMP_ACT_NOTIFY, create then start, noNewPrivileges false", tmp=True,
+     config=chain({"process": {"noNewPrivileges": False}}, notify_mkdir()), setup=seccomp_agent,
+     probe=NOTIFY_PROBE, steps=[CREATE, ("@file", "agent.out"), START, wait("stopped"), OUTPUT, DELETE],
+     expect="mkdir-said-ok")
+case("seccomp-notify-write", "SCMP_ACT_NOTIFY on write is refused", config=notify_mkdir(syscalls=[
+     {"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]), setup=seccomp_agent, probe=["true"],
+     steps=[CREATE, STATE], expect=r"create .* -> 1")
+case("seccomp-notify-default", "SCMP_ACT_NOTIFY as the default action is refused",
+     config=notify_mkdir(defaultAction="SCMP_ACT_NOTIFY", syscalls=[]), setup=seccomp_agent, probe=["true"],
+     steps=[CREATE, STATE], expect=r"create .* -> 1")
+case("seccomp-notify-no-listener", "SCMP_ACT_NOTIFY without listenerPath fails create",
+     config=notify_mkdir(listenerPath=None), probe=["true"], steps=[CREATE, STATE], expect=r"create .* -> 1")
+case("seccomp-notify-no-agent", "SCMP_ACT_NOTIFY with nothing listening at listenerPath fails create",
+     config=notify_mkdir(), probe=["true"], steps=[CREATE, STATE], expect=r"create .* -> 1")
