@@ -890,3 +890,89 @@ case("seccomp-notify-no-listener", "SCMP_ACT_NOTIFY without listenerPath fails c
      config=notify_mkdir(listenerPath=None), probe=["true"], steps=[CREATE, STATE], expect=r"create .* -> 1")
 case("seccomp-notify-no-agent", "SCMP_ACT_NOTIFY with nothing listening at listenerPath fails create",
      config=notify_mkdir(), probe=["true"], steps=[CREATE, STATE], expect=r"create .* -> 1")
+
+SYSNO_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long n = strtol(argv[i], NULL, 0);
+        errno = 0;
+        long r = syscall(n, -1L, 0L, 0L, 0L, 0L, 0L);
+        printf("syscall %ld: %ld errno %d\n", n, r, r < 0 ? errno : 0);
+    }
+    return 0;
+}
+"""
+
+
+def sysno_binary(ctx):
+    """setup(): {dir}/bin/sysno, a static program calling syscalls by number (busybox cannot)."""
+    import shutil
+
+    os.makedirs(os.path.join(ctx.dir, "bin"), exist_ok=True)
+    src = os.path.join(ctx.dir, "sysno.c")
+    with open(src, "w") as f:
+        f.write(SYSNO_C)
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise RuntimeError("a C compiler is needed for the seccomp -ENOSYS case")
+    subprocess.run([gcc, "-static", "-O1", "-o", os.path.join(ctx.dir, "bin", "sysno"), src], check=True,
+                   capture_output=True)
+
+
+SYSNO_MOUNT = {"destination": "/tmp/bin", "type": "bind", "source": "{dir}/bin", "options": ["rbind", "ro"]}
+# 424 (pidfd_send_signal) is below the highest syscall ALLOW names (faccessat2, 439): the default action
+# (EPERM); 440, 448 and 1000 are above it: runc's stub answers ENOSYS.
+case("seccomp-enosys-stub", "a syscall newer than every one the profile names gets ENOSYS, an older one "
+     "the default action", tmp=True, setup=sysno_binary,
+     config=chain(seccomp({"names": ALLOW, "action": "SCMP_ACT_ALLOW"}, default="SCMP_ACT_ERRNO"),
+                  add_mounts(SYSNO_MOUNT)),
+     probe=["/tmp/bin/sysno", "424", "440", "448", "1000"], expect="syscall 424: -1 errno 1\nsyscall 440: -1 errno 38\n")
+case("seccomp-enosys-allow-default", "no -ENOSYS stub when the default action lets syscalls through",
+     tmp=True, setup=sysno_binary,
+     config=chain(seccomp({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}), add_mounts(SYSNO_MOUNT)),
+     probe=["/tmp/bin/sysno", "448", "1000"], expect="syscall 448: -1 errno 9\n")
+case("seccomp-same-arg-twice", "two conditions on one argument of a rule become two rules (either matches)",
+     tmp=True, config=seccomp(*({"names": [name], "action": "SCMP_ACT_ERRNO",
+                                 "args": [{"index": i, "value": 0o777, "op": "SCMP_CMP_EQ"},
+                                          {"index": i, "value": 0o700, "op": "SCMP_CMP_EQ"}]}
+                                for name, i in (("chmod", 1), ("fchmodat", 2)))),
+     probe="touch /tmp/f; for m in 777 700 640; do chmod $m /tmp/f 2>/dev/null; echo $m:$?; done; stat -c %a /tmp/f",
+     expect="777:1\n700:1\n640:0\n640")
+# runc loads the init's filter before it waits for `start` (without noNewPrivileges, before the
+# capabilities go): startContainer hooks, run by the init after that wait, run under the filter.
+case("seccomp-before-startcontainer", "startContainer hooks run under the container's seccomp filter",
+     tmp=True, config=chain(seccomp({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}),
+                            hooks(startContainer=hook("", "mkdir /tmp/by-hook 2>/dev/null; echo hook-mkdir:$? > /tmp/hook.out"))),
+     probe="cat /tmp/hook.out", expect="hook-mkdir:1")
+case("seccomp-before-startcontainer-nnp-false", "the same without noNewPrivileges (filter loaded before "
+     "the capabilities are dropped)", tmp=True,
+     config=chain({"process": {"noNewPrivileges": False}},
+                  seccomp({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}),
+                  hooks(startContainer=hook("", "mkdir /tmp/by-hook 2>/dev/null; echo hook-mkdir:$? > /tmp/hook.out"))),
+     probe="cat /tmp/hook.out", expect="hook-mkdir:1")
+
+# A terminal, and stdio in general, belong to the process's user (runc's fixStdioPermissions: the uid
+# changes, the group stays the devpts mount's or the pipe's).
+USER_1000 = {"process": {"user": {"uid": 1000, "gid": 1000}}}
+case("terminal-owner-user", "terminal true, process.user 1000:1000: the pty is the user's",
+     config=chain(USER_1000, {"process": {"terminal": True}}), setup=console_reader,
+     probe="stat -L -c %u:%g /proc/self/fd/0; stat -L -c %u:%g /proc/self/fd/1",
+     steps=[("create", "--console-socket", "{dir}/console.sock", "--bundle", "{bundle}", "{id}"), START,
+            wait("stopped"), ("@await", "console.out"), DELETE], expect="\n1000:5\n1000:5")
+case("exec-terminal-owner-user", "exec -t -u 1000:1000: the pty is the user's", probe=["sleep", "30"],
+     setup=console_reader,
+     steps=[*RUNNING, ("exec", "-t", "-d", "-u", "1000:1000", "--console-socket", "{dir}/console.sock", "{id}",
+                       "sh", "-c", "stat -L -c %u:%g /proc/self/fd/0"),
+            ("@await", "console.out"), DELETE_F], expect="\n1000:5")
+case("stdio-owner-user", "foreground run as 1000:1000 without a terminal: its stdout is the user's (and "
+     "/dev/stdout can be reopened)", config=USER_1000,
+     probe="stat -L -c %u /proc/self/fd/1; echo reopened > /dev/stdout", expect="1000\nreopened")
+case("exec-stdio-owner-user", "foreground exec -u 1000:1000 without a terminal: its stdout is the user's",
+     probe=["sleep", "30"],
+     steps=[*RUNNING, ("exec", "-u", "1000:1000", "{id}", "sh", "-c", "stat -L -c %u /proc/self/fd/1; echo reopened > /dev/stdout"),
+            DELETE_F], expect="1000\nreopened")
