@@ -340,6 +340,8 @@ class Harness:
             return StepResult(label, 0, self._read_json_doc(ctx, args[1]))
         if cmd == "@logshape":  # a --log file in JSON: per line, its keys, level and message
             return StepResult(label, 0, self._log_shape(ctx, args[1]))
+        if cmd == "@loglevels":  # a log (text or JSON, --log or a step's stderr): levels seen, lines well formed
+            return StepResult(label, 0, self._log_levels(ctx, args[1]))
         if cmd == "@exists":
             return StepResult(label, 0, "yes" if os.path.exists(os.path.join(ctx.dir, args[1])) else "no")
         if cmd == "@pidfile":
@@ -484,6 +486,30 @@ class Harness:
             out.append("keys=%s level=%s msg=%s time=%s" % (",".join(d), d.get("level"), normalise(str(d.get("msg")), ctx),
                                                          "RFC3339" if ok else repr(d.get("time"))))
         return "\n".join(out) or "<empty>"
+
+    def _log_levels(self, ctx: Ctx, name: str) -> str:
+        """The levels a log holds and whether every line is a log line (logrus text: time="..." level=L
+        msg="..."; JSON: an object with time, level and msg). Messages differ between runtimes."""
+        path = os.path.join(ctx.dir, name)
+        if not os.path.exists(path):
+            return "<missing>"
+        levels, bad = set(), []
+        for line in _read(path).splitlines():
+            if line.startswith("{"):
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    d = {}
+                if isinstance(d, dict) and {"time", "level", "msg"} <= set(d):
+                    levels.add(d["level"])
+                    continue
+            else:
+                m = re.match(r'^time="[^"]+" level=(\w+) msg="', line)
+                if m:
+                    levels.add(m.group(1))
+                    continue
+            bad.append(normalise(line, ctx))
+        return "levels=%s%s" % (",".join(sorted(levels)) or "none", ("; not log lines: %r" % bad[:3]) if bad else "")
 
     def _check_pidfile(self, ctx: Ctx, name: str) -> str:
         path = os.path.join(ctx.dir, name)
