@@ -1,6 +1,7 @@
 """The command-line surface that needs no container: flags, spec, state/list of nothing, errors, logs."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -177,3 +178,27 @@ def test_systemd_cgroup_flag_is_accepted(tmp_path):
 def test_argument_counts(tmp_path, args, words):
     p = pyrun(*args, root=tmp_path)
     assert p.returncode == 1 and words in p.err
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_debug_lines_only_with_debug(tmp_path, fmt, capfd):
+    """--debug: level=debug lines in --log-format, to the log file, or to stderr without one."""
+    import json as _json
+
+    from runtime.cli import Context
+
+    log = str(tmp_path / "log")
+    quiet = Context({"log": log, "log-format": fmt})
+    quiet.log_debug("not written")
+    loud = Context({"log": log, "log-format": fmt, "debug": True})
+    loud.log_debug('config "x" loaded')
+    lines = open(log).read().splitlines()
+    assert len(lines) == 1, lines
+    if fmt == "json":
+        assert _json.loads(lines[0])["level"] == "debug" and _json.loads(lines[0])["msg"] == 'config "x" loaded'
+    else:
+        assert re.match(r'^time="[^"]+" level=debug msg="config \\"x\\" loaded"$', lines[0]), lines[0]
+    assert capfd.readouterr().err == ""  # with --log, debug lines go to the log only
+    Context({"log-format": fmt, "debug": True}).log_debug("to stderr")
+    err = capfd.readouterr().err
+    assert "to stderr" in err and ("level=debug" in err if fmt == "text" else '"level": "debug"' in err)

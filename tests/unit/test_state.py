@@ -79,3 +79,30 @@ def test_tabwriter_matches_runc_list_layout():
         "ID          PID         STATUS      BUNDLE      CREATED                          OWNER\n"
         "abc         5205        created     /tmp/rb     2026-11-24T09:44:02.415268362Z   root\n")
     assert tabwriter(rows[:1]) == "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n"
+
+
+def test_a_zombie_init_is_stopped(tmp_path):
+    """A killed init its reaper has not collected yet (`kill` then at once `delete`): stopped, as runc."""
+    import time
+
+    d = S.make_container_dir(str(tmp_path), "c1")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)
+        os._exit(0)
+    os.close(r)
+    try:
+        rec = {"id": "c1", "status": "created", "pid": pid, "init_start": S.proc_start_time(pid)}
+        assert S.derive_status(rec, d) == "running"
+        os.close(w)  # the child exits; nobody reaps it yet
+        for _ in range(500):
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        assert S.derive_status(rec, d) == "stopped"
+        assert S.oci_state(dict(rec, rootfs="/", bundle="/", created=0), "stopped")["pid"] == 0
+    finally:
+        os.waitpid(pid, 0)
