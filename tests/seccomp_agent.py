@@ -74,8 +74,14 @@ class Agent:
                 "state.bundle=%s\n" % (",".join(doc), doc.get("fds"), nfds, doc.get("metadata"),
                                         "init" if doc.get("pid") == st.get("pid") else "other",
                                         ",".join(st), st.get("status"), st.get("id"), st.get("bundle")))
-        with open(self.out, "a") as f:
+        try:  # replaced whole (temp file, rename): a reader waiting for the file never sees half of it
+            with open(self.out) as f:
+                line = f.read() + line
+        except FileNotFoundError:
+            pass
+        with open(self.out + ".tmp", "w") as f:
             f.write(line)
+        os.rename(self.out + ".tmp", self.out)
 
     def _serve(self, fd: int) -> None:
         try:

@@ -878,7 +878,7 @@ case("seccomp-notify-exec", "SCMP_ACT_NOTIFY in exec: the agent gets the exec'd 
      expect="state.status=running")
 case("seccomp-notify-create-start", "SCMP_ACT_NOTIFY, create then start, noNewPrivileges false", tmp=True,
      config=chain({"process": {"noNewPrivileges": False}}, notify_mkdir()), setup=seccomp_agent,
-     probe=NOTIFY_PROBE, steps=[CREATE, ("@file", "agent.out"), START, wait("stopped"), OUTPUT, DELETE],
+     probe=NOTIFY_PROBE, steps=[CREATE, ("@await", "agent.out"), START, wait("stopped"), OUTPUT, DELETE],
      expect="mkdir-said-ok")
 case("seccomp-notify-write", "SCMP_ACT_NOTIFY on write is refused", config=notify_mkdir(syscalls=[
      {"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]), setup=seccomp_agent, probe=["true"],

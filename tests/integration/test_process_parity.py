@@ -93,7 +93,8 @@ def test_notify_create_start_without_no_new_privileges(ct, sh, agent):
     b.write()
     cid = ct.id()
     ct.create(b, cid)
-    assert len(a.states) == 1 and a.states[0]["state"]["status"] == "creating"
+    assert wait_for(lambda: len(a.states) == 1, 5), a.states  # the agent reads it on its own thread
+    assert a.states[0]["state"]["status"] == "creating"
     ct.pyrun("start", cid, check=True)
     assert wait_for(lambda: ct.pyrun.state(cid)["status"] == "stopped", 10)
     assert "mkdir" in a.answered or "mkdirat" in a.answered
