@@ -157,7 +157,7 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
 
         seccomp_program = compile_filter(cfg.linux.seccomp)
     from runtime import sealed
-    from runtime.init import capabilities
+    from runtime.init import capabilities, sched  # noqa: F401  (sched: used once inside, out of reach then)
 
     capabilities.last_cap()  # read on the host: the container's /proc may be the image's own files
     sealed.close_held()  # nothing of the runtime's own files is reachable once we are inside

@@ -999,4 +999,6 @@ case("hook-failing-poststart", "a failing poststart hook is an error and the con
      steps=[CREATE, START, STATE, DELETE_F], expect=r"create .* -> 1",
      differs="runc 1.1 runs poststart hooks during create, so its create fails and leaves nothing; pyrun runs "
              "them after start, as runtime-spec 1.3 says (and runc since PR #5186): start fails naming the "
-             "hook, the container is killed and stays stopped until delete")
+             "hook, the container is killed and stays stopped until delete",
+     pyrun_expect=r"^\$ create .* -> 0\n\n\$ start <ID> -> 1\n\nstderr: .*error running poststart hook /bin/sh: "
+                  r"exit status 3\n\$ state <ID> -> 0\n.*status=stopped")
