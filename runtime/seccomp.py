@@ -195,14 +195,13 @@ class AgentChannel:
             chan.expect("seccompdone")
         return handoff
 
-    def forward(self, program_profile: dict, pid: int, state: dict) -> None:
+    def forward(self, profile: dict, pid: int, state: dict) -> None:
         """Parent: take the child's listener fd and send it, with the state, to the agent."""
         _, fds, _, _ = self._socket.recv_fds(self.ours, 64, 1)
         if not fds:
             raise PyrunError("linux.seccomp: the container did not send its seccomp listener")
         try:
-            prog = Program(b"", 0, program_profile["listenerPath"], program_profile.get("listenerMetadata") or "")
-            send_to_agent(prog, fds[0], pid, state)
+            send_to_agent(profile["listenerPath"], profile.get("listenerMetadata") or "", fds[0], pid, state)
         finally:
             os.close(fds[0])
 
@@ -359,7 +358,7 @@ def install(program: Program, no_new_privs: bool):
     return fd if program.notify else None
 
 
-def send_to_agent(program: Program, fd: int, pid: int, state: dict) -> None:
+def send_to_agent(listener_path: str, metadata: str, fd: int, pid: int, state: dict) -> None:
     """runc's sendContainerProcessState: runtime-spec's ContainerProcessState as JSON, with the listener
     fd as SCM_RIGHTS, in one message on a new connection to listenerPath (keys in runc's order)."""
     import socket
@@ -367,20 +366,20 @@ def send_to_agent(program: Program, fd: int, pid: int, state: dict) -> None:
     from runtime import fastjson
 
     doc = {"ociVersion": state["ociVersion"], "fds": ["seccompFd"], "pid": pid}
-    if program.listener_metadata:
-        doc["metadata"] = program.listener_metadata
+    if metadata:  # omitempty, as runc's Go struct
+        doc["metadata"] = metadata
     doc["state"] = state
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         try:
-            s.connect(program.listener_path)
+            s.connect(listener_path)
         except OSError as e:
             raise PyrunError("linux.seccomp: failed to connect with seccomp agent specified in the seccomp "
-                             "profile (listenerPath %s): %s" % (program.listener_path, e.strerror)) from None
+                             "profile (listenerPath %s): %s" % (listener_path, e.strerror)) from None
         try:
             socket.send_fds(s, [fastjson.dumps(doc, compact=True).encode()], [fd])
         except OSError as e:
             raise PyrunError("linux.seccomp: cannot send seccomp fd to %s: %s"
-                             % (program.listener_path, e.strerror)) from None
+                             % (listener_path, e.strerror)) from None
     finally:
         s.close()

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from runtime import seccomp
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, PyrunError
 
 pytestmark = pytest.mark.skipif(not seccomp.available(), reason="libseccomp is not installed")
 
@@ -183,3 +183,36 @@ def test_notify_refusals(change, words):
 def test_listener_path_without_notify_rules_is_no_agent():
     prog = seccomp.compile_filter(notify_profile(syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]))
     assert not prog.notify and not prog.flags & 8
+
+
+@pytest.mark.parametrize("metadata, keys", [("m", ["ociVersion", "fds", "pid", "metadata", "state"]),
+                                            ("", ["ociVersion", "fds", "pid", "state"])])
+def test_send_to_agent_message(tmp_path, metadata, keys):
+    """runc's ContainerProcessState: Go's field order, metadata omitted when empty, the fd as SCM_RIGHTS."""
+    import json
+    import os
+    import socket
+
+    path = str(tmp_path / "agent.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    fd = os.open("/dev/null", os.O_RDONLY)
+    state = {"ociVersion": "1.3.0", "id": "c", "status": "creating", "pid": 42, "bundle": "/b"}
+    try:
+        seccomp.send_to_agent(path, metadata, fd, 42, state)
+        conn, _ = srv.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+        conn.close()
+        doc = json.loads(msg)
+        assert list(doc) == keys and doc["fds"] == ["seccompFd"] and doc["pid"] == 42 and doc["state"] == state
+        assert len(fds) == 1 and os.path.samestat(os.fstat(fds[0]), os.fstat(fd))
+        os.close(fds[0])
+    finally:
+        os.close(fd)
+        srv.close()
+
+
+def test_send_to_agent_nobody_listening(tmp_path):
+    with pytest.raises(PyrunError, match="failed to connect with seccomp agent"):
+        seccomp.send_to_agent(str(tmp_path / "none.sock"), "", 0, 1, {"ociVersion": "1"})
