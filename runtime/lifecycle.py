@@ -536,7 +536,8 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
             pipes = Pipes(3 + preserve_fds)
     try:
         pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn,
-                       pipes.child_fds() if pipes is not None else None, lambda: c.hook_state("running", c.pid))
+                       pipes.child_fds() if pipes is not None else None, lambda: c.hook_state("running", c.pid),
+                       ctx.log_debug if ctx.debug else None)
     except BaseException:
         if pipes is not None:
             pipes.close()

@@ -132,6 +132,8 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
                 run_hooks(cfg.hooks["prestart"], st, "prestart", debug=opts.debug)
                 run_hooks(cfg.hooks["createRuntime"], st, "createRuntime", debug=opts.debug)
                 parent.send("go")
+            elif verb == "debug":  # the init's own --debug lines, logged here (it has no log of its own)
+                opts.debug("init: " + payload)
             elif verb == "seccomp":  # as runc: the init's state, status creating, with the listener
                 agent.forward(cfg.linux.seccomp, init, opts.hook_state("creating", init))
                 if opts.debug:
@@ -256,6 +258,8 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         raise PyrunError("linux.namespaces: a mount namespace is required")
     rootfs = RootfsBuilder(cfg, in_userns, "cgroup" in plan.new or any(t == "cgroup" for t, _ in plan.join_paths))
     rootfs.prepare()
+    if opts.debug:
+        chan.send("debug", "mounts and devices made in the new root %s" % cfg.root_path)
     if cfg.hooks["prestart"] or cfg.hooks["createRuntime"]:
         chan.send("hooks")
         chan.expect("go")
@@ -272,6 +276,8 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
 
     sealed.close_held()  # the runtime's own code (read-only): not to be reachable from the container either
     rootfs.pivot(opts.no_pivot)
+    if opts.debug:
+        chan.send("debug", "%s done" % ("chroot (--no-pivot)" if opts.no_pivot else "pivot_root"))
     if opts.console is not None:
         from runtime.console import attach_pty
 
@@ -295,6 +301,9 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     from runtime.init import sched
 
     sched.apply(proc, (cfg.raw.get("linux") or {}).get("memoryPolicy"))
+    if opts.debug:
+        chan.send("debug", "taking the process's identity %d:%d, capabilities%s; then waiting for start to exec %s"
+                  % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
     env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok,
                             agent.child_handoff(chan) if agent is not None else None)
     fds = _proc_self_fd()

@@ -30,9 +30,10 @@ def namespace_paths(cfg, init_pid: int) -> list[tuple[str, str]]:
 
 
 def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=None, warn=None,
-             stdio=None, state=None) -> int:
+             stdio=None, state=None, debug=None) -> int:
     """Start `proc` inside the container of `init_pid`; returns its host pid once it has exec'd.
-    `state()`: the container's runtime-spec state, for a seccomp agent (SCMP_ACT_NOTIFY)."""
+    `state()`: the container's runtime-spec state, for a seccomp agent (SCMP_ACT_NOTIFY). `debug(msg)`:
+    --debug lines, the child's included."""
     fds = []
     try:
         for t, path in namespace_paths(cfg, init_pid):
@@ -72,7 +73,7 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
             if agent is not None:
                 keep.append(agent.keep())
             close_fds_except(keep)
-            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent)
+            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent, debug is not None)
         except BaseException as e:
             try:
                 child.send("error", _text(e))
@@ -100,6 +101,8 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                 break
             if verb == "pid":
                 pid = int(payload)
+            elif verb == "debug":
+                debug("exec: " + payload)
             elif verb == "seccomp":
                 while not pid:  # the intermediate's "pid" is on its way (the process is waiting for us)
                     try:
@@ -110,6 +113,8 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                         raise ChildError(payload)
                     if verb == "pid":
                         pid = int(payload)
+                    elif verb == "debug":
+                        debug("exec: " + payload)
                 # As runc: the exec'd process's pid; the container's state says running, with the init's
                 st = state() if state is not None else {}
                 agent.forward(cfg.linux.seccomp, pid, st)
@@ -142,7 +147,8 @@ def _text(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, warn, agent=None) -> None:
+def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, warn, agent=None,
+                  debug=False) -> None:
     # Not dumpable before touching the container: a process inside must not ptrace or read our memory
     # (and the host fds we hold) through /proc while we are half-way in.
     L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -162,6 +168,8 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     capabilities.last_cap()  # read on the host: the container's /proc may be the image's own files
     sealed.close_held()  # nothing of the runtime's own files is reachable once we are inside
     join(fds)
+    if debug:
+        chan.send("debug", "joined the namespaces of the container (%s)" % ",".join(t for t, _ in fds))
     pid = L.clone(0)
     if pid != 0:
         chan.send("pid", str(pid))
@@ -179,5 +187,8 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
 
         attach_pty(console, proc.console_size)
     sched.set_affinity(proc, "final")
+    if debug:
+        chan.send("debug", "taking the process's identity %d:%d, capabilities%s; exec %s"
+                  % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
     P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn,
                         listener=agent.child_handoff(chan) if agent is not None else None)

@@ -224,7 +224,9 @@ def test_debug_lines_in_the_log(ct, sh, tmp_path, fmt):
     assert e.returncode == 0 and e.err == "", e.err  # with --log, debug lines go to the log only
     lines = _debug_lines(open(log).read(), fmt)
     text = "\n".join(lines)
-    for step in ("config", "cgroup", "init", "exec fifo", "poststart hook 0: /bin/true", "exec %s: process true" % cid):
+    for step in ("config", "cgroup", "init: cloned", "init: mounts and devices made", "init: pivot_root done",
+                 "init: taking the process's identity 0:0", "exec fifo", "poststart hook 0: /bin/true",
+                 "exec: joined the namespaces", "exec %s: process true" % cid):
         assert step in text, (step, text)
     ct.pyrun("delete", "--force", cid, check=True)
 
