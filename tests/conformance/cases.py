@@ -931,7 +931,8 @@ case("seccomp-enosys-stub", "a syscall newer than every one the profile names ge
      "the default action", tmp=True, setup=sysno_binary,
      config=chain(seccomp({"names": ALLOW, "action": "SCMP_ACT_ALLOW"}, default="SCMP_ACT_ERRNO"),
                   add_mounts(SYSNO_MOUNT)),
-     probe=["/tmp/bin/sysno", "424", "440", "448", "1000"], expect="syscall 424: -1 errno 1\nsyscall 440: -1 errno 38\n")
+     probe=["/tmp/bin/sysno", "424", "440", "448", "1000"],
+     expect="syscall 424: -1 errno 1\nsyscall 440: -1 errno 38\n")
 case("seccomp-enosys-allow-default", "no -ENOSYS stub when the default action lets syscalls through",
      tmp=True, setup=sysno_binary,
      config=chain(seccomp({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}), add_mounts(SYSNO_MOUNT)),
@@ -941,19 +942,21 @@ case("seccomp-same-arg-twice", "two conditions on one argument of a rule become 
                                  "args": [{"index": i, "value": 0o777, "op": "SCMP_CMP_EQ"},
                                           {"index": i, "value": 0o700, "op": "SCMP_CMP_EQ"}]}
                                 for name, i in (("chmod", 1), ("fchmodat", 2)))),
-     probe="touch /tmp/f; for m in 777 700 640; do chmod $m /tmp/f 2>/dev/null; echo $m:$?; done; stat -c %a /tmp/f",
+     probe="touch /tmp/f; for m in 777 700 640; do chmod $m /tmp/f 2>/dev/null; echo $m:$?; done; "
+           "stat -c %a /tmp/f",
      expect="777:1\n700:1\n640:0\n640")
+HOOK_MKDIR = hook("", "mkdir /tmp/by-hook 2>/dev/null; echo hook-mkdir:$? > /tmp/hook.out")
 # runc loads the init's filter before it waits for `start` (without noNewPrivileges, before the
 # capabilities go): startContainer hooks, run by the init after that wait, run under the filter.
 case("seccomp-before-startcontainer", "startContainer hooks run under the container's seccomp filter",
      tmp=True, config=chain(seccomp({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}),
-                            hooks(startContainer=hook("", "mkdir /tmp/by-hook 2>/dev/null; echo hook-mkdir:$? > /tmp/hook.out"))),
+                            hooks(startContainer=HOOK_MKDIR)),
      probe="cat /tmp/hook.out", expect="hook-mkdir:1")
 case("seccomp-before-startcontainer-nnp-false", "the same without noNewPrivileges (filter loaded before "
      "the capabilities are dropped)", tmp=True,
      config=chain({"process": {"noNewPrivileges": False}},
                   seccomp({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}),
-                  hooks(startContainer=hook("", "mkdir /tmp/by-hook 2>/dev/null; echo hook-mkdir:$? > /tmp/hook.out"))),
+                  hooks(startContainer=HOOK_MKDIR)),
      probe="cat /tmp/hook.out", expect="hook-mkdir:1")
 
 # A terminal, and stdio in general, belong to the process's user (runc's fixStdioPermissions: the uid
@@ -974,7 +977,8 @@ case("stdio-owner-user", "foreground run as 1000:1000 without a terminal: its st
      probe="stat -L -c %u /proc/self/fd/1; echo reopened > /dev/stdout", expect="1000\nreopened")
 case("exec-stdio-owner-user", "foreground exec -u 1000:1000 without a terminal: its stdout is the user's",
      probe=["sleep", "30"],
-     steps=[*RUNNING, ("exec", "-u", "1000:1000", "{id}", "sh", "-c", "stat -L -c %u /proc/self/fd/1; echo reopened > /dev/stdout"),
+     steps=[*RUNNING, ("exec", "-u", "1000:1000", "{id}", "sh", "-c",
+                       "stat -L -c %u /proc/self/fd/1; echo reopened > /dev/stdout"),
             DELETE_F], expect="1000\nreopened")
 
 # --debug (global): level=debug lines, on stderr without --log, in the log (text or JSON) with it

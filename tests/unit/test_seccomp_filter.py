@@ -99,7 +99,8 @@ def test_the_highest_name_counts_whatever_its_action():
     assert run_bpf(bpf, 447) == EPERM and run_bpf(bpf, 449) == ENOSYS
 
 
-@pytest.mark.parametrize("default, extra, verdict", [("SCMP_ACT_ALLOW", {}, ALLOW), ("SCMP_ACT_LOG", {}, 0x7FFC0000),
+@pytest.mark.parametrize("default, extra, verdict", [("SCMP_ACT_ALLOW", {}, ALLOW),
+                                                     ("SCMP_ACT_LOG", {}, 0x7FFC0000),
                                                      ("SCMP_ACT_TRACE", {}, 0x7FF00001)])
 def test_no_stub_where_the_default_lets_syscalls_through(default, extra, verdict):
     p = profile(default, **extra)
@@ -171,7 +172,8 @@ def test_notify_sets_the_new_listener_flag_and_the_agent():
 @pytest.mark.parametrize("change, words", [
     ({"listenerPath": None}, "need a listenerPath"),
     ({"defaultAction": "SCMP_ACT_NOTIFY", "syscalls": []}, "cannot be used as default action"),
-    ({"syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}, "syscalls[0]: SCMP_ACT_NOTIFY cannot be used for the write"),
+    ({"syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]},
+     "syscalls[0]: SCMP_ACT_NOTIFY cannot be used for the write"),
     ({"syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}, "for the sendmsg"),
 ])
 def test_notify_refusals(change, words):
