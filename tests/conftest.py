@@ -26,6 +26,10 @@ import pytest
 from tests import leaks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Every `python -m runtime` a test starts, from whatever directory, imports this checkout (not an editable
+# install of another one: a git worktree's tests must run the worktree's code).
+os.environ["PYTHONPATH"] = os.pathsep.join([REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                                     if p and p != REPO])
 EXAMPLE_ROOTFS = os.path.join(REPO, "examples", "busybox", "rootfs")
 ROOT_DIRS = ("integration", "conformance", "security")
 
