@@ -14,13 +14,14 @@ def features_document() -> dict:
     from runtime import seccomp
     from runtime.init.capabilities import NAMES
     from runtime.init.sched import MPOL_FLAGS, MPOL_MODES
-    from runtime.rootfs import MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
+    from runtime.mountsrc import IDMAP_MOUNTS
+    from runtime.rootfs import EXTENSIONS, MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
 
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
-        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | RECURSIVE_ATTRS),
+        "mountOptions": sorted(set(MOUNT_FLAGS) | set(PROPAGATION) | RECURSIVE_ATTRS | EXTENSIONS),
         "linux": {
             "namespaces": list(NAMESPACES),
             "capabilities": list(NAMES),
@@ -37,7 +38,7 @@ def features_document() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": IDMAP_MOUNTS}},
             "netDevices": {"enabled": True},
         },
         "annotations": {

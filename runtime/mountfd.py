@@ -57,18 +57,25 @@ def bind(source, target_fd: int, recursive: bool, attrs: Attrs | None = None, ra
     else:
         tree = L.open_tree(-100, source, flags)  # AT_FDCWD: a host path from the config
     try:
-        for a, rec in ((rattrs, True), (attrs, False)):
-            if a:
-                clr = a.clr
-                if in_userns:
-                    # flags inherited from a more privileged mount are locked: never try to clear them
-                    clr &= ~source_attrs(tree)
-                L.mount_setattr(tree, a.set, clr, recursive=rec)
-        L.move_mount(tree, target_fd)
+        attach(tree, target_fd, attrs, rattrs, in_userns)
     except BaseException:
         os.close(tree)
         raise
     return tree
+
+
+def attach(tree: int, target_fd: int, attrs: Attrs | None = None, rattrs: Attrs | None = None,
+           in_userns: bool = False) -> None:
+    """Give the detached mount `tree` its attributes (`rattrs` to the whole tree first, then `attrs` to
+    its top) and attach it onto `target_fd`. The caller keeps `tree` (closes it, also on error)."""
+    for a, rec in ((rattrs, True), (attrs, False)):
+        if a:
+            clr = a.clr
+            if in_userns:
+                # flags inherited from a more privileged mount are locked: never try to clear them
+                clr &= ~source_attrs(tree)
+            L.mount_setattr(tree, a.set, clr, recursive=rec)
+    L.move_mount(tree, target_fd)
 
 
 def new_fs(fstype: str, source: str | None, flags: int, data: str, target_fd: int | None,

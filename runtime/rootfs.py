@@ -38,6 +38,8 @@ PROPAGATION = {
 RECURSIVE_ATTRS = frozenset(("rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime",
                              "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime",
                              "rnostrictatime", "rnosymfollow", "rsymfollow"))
+# Mount extensions that are not mount(2) options: tmpcopyup (copy_up below), idmap/ridmap (runtime.mountsrc).
+EXTENSIONS = frozenset(("tmpcopyup", "idmap", "ridmap"))
 _BIND_ONLY = L.MS_BIND | L.MS_REC | L.MS_REMOUNT
 
 DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
@@ -48,16 +50,20 @@ DEV_LINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self
 
 class Options:
     """A mount's options: legacy flags set and explicitly cleared, propagation changes to apply once it
-    is attached, the filesystem's data string, and the recursive attributes."""
+    is attached, the filesystem's data string, the recursive attributes, and the two extensions that are
+    not mount(2) options: `tmpcopyup` and `idmap`/`ridmap` (None, "idmap" or "ridmap")."""
 
-    def __init__(self, flags: int, cleared: int, propagation: list, data: str, recursive: Attrs):
+    def __init__(self, flags: int, cleared: int, propagation: list, data: str, recursive: Attrs,
+                 copyup: bool = False, idmap: str | None = None):
         self.flags, self.cleared, self.propagation, self.data, self.recursive = (flags, cleared, propagation,
                                                                                  data, recursive)
+        self.copyup, self.idmap = copyup, idmap
 
 
 def parse_options(options) -> Options:
     flags, cleared, prop, data = 0, 0, [], []
     rflags, rcleared = 0, 0
+    copyup, idmap = False, None
     for opt in options:
         if opt in MOUNT_FLAGS:
             clear, f = MOUNT_FLAGS[opt]
@@ -73,88 +79,130 @@ def parse_options(options) -> Options:
                 rflags, rcleared = rflags & ~f, rcleared | f
             else:
                 rflags, rcleared = rflags | f, rcleared & ~f
-        elif opt in ("tmpcopyup", "idmap", "ridmap"):
-            # Refused rather than passed on as data, which a bind mount ignores: the mount would come out
-            # without what was asked.
-            raise ConfigError("mount option %r is not supported by pyrun" % opt)
+        elif opt == "tmpcopyup":
+            copyup = True
+        elif opt in ("idmap", "ridmap"):
+            # never passed on as data (a bind mount would ignore it): mountsrc applies the mapping
+            idmap = "ridmap" if "ridmap" in (opt, idmap) else "idmap"
         else:
             data.append(opt)
-    return Options(flags, cleared, prop, ",".join(data), Attrs(rflags, rcleared))
+    return Options(flags, cleared, prop, ",".join(data), Attrs(rflags, rcleared), copyup, idmap)
+
+
+def is_bind(m) -> bool:
+    return m.type == "bind" or "bind" in m.options or "rbind" in m.options
 
 
 class RootfsBuilder:
-    """Child side. `in_userns`: device nodes cannot be created, so they are bind-mounted from the host."""
+    """Child side. `in_userns`: device nodes cannot be created, so they are bound from the host.
+    `sources`: mount index -> a detached tree the runtime opened on the host's side (runtime.mountsrc:
+    id-mapped mounts, and bind sources in a user namespace), attached here instead of cloning the path.
+    `mount_ns`: False when the container shares the runtime's mount namespace (no pivot_root, chroot, and
+    the host's propagation is left alone)."""
 
-    def __init__(self, cfg, in_userns: bool, cgroupns: bool = False):
+    def __init__(self, cfg, in_userns: bool, cgroupns: bool = False, sources: dict | None = None,
+                 mount_ns: bool = True):
         self.cfg = cfg
         self.cgroupns = cgroupns
         self.root = cfg.root_path
         self.in_userns = in_userns
+        self.sources = dict(sources or {})
+        self.mount_ns = mount_ns
         self.rootfd = -1
-        self.dev_bound = any(m.destination == "/dev" and ("bind" in m.options or "rbind" in m.options
-                                                          or m.type == "bind") for m in cfg.mounts)
+        self.late_ro: list[int] = []  # mounts made read-only only at the end (see mount_one)
+        self.dev_bound = any(m.destination == "/dev" and is_bind(m) for m in cfg.mounts)
 
     def prepare(self) -> None:
         """Everything before pivot_root."""
         prop = PROPAGATION.get(self.cfg.linux.rootfs_propagation or "rslave", L.MS_SLAVE | L.MS_REC)
-        # Make the whole tree non-shared first, so nothing we mount can propagate back to the host.
-        L.mount(None, "/", None, L.MS_SLAVE | L.MS_REC)
+        if self.mount_ns:
+            # Make the whole tree non-shared first, so nothing we mount can propagate back to the host.
+            # (Without a mount namespace of its own the tree is the host's: runc 1.1 makes the host's /
+            # rslave then; pyrun does not change the host's propagation.)
+            L.mount(None, "/", None, L.MS_SLAVE | L.MS_REC)
         if not os.path.isdir(self.root):
             raise ConfigError("rootfs (%s) does not exist" % self.root)
         L.mount(self.root, self.root, "bind", L.MS_BIND | L.MS_REC)
         # Opened after the bind, so what is attached below its descendants lands in our bind mount.
         self.rootfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        for m in self.cfg.mounts:
-            self.mount_one(m)
+        for i, m in enumerate(self.cfg.mounts):
+            self.mount_one(m, self.sources.pop(i, None))
         if not self.dev_bound:
             self.create_devices()
         self.root_propagation = prop
 
-    def mount_one(self, m) -> None:
+    def mount_one(self, m, tree: int | None = None) -> None:
+        """Mount `m`; `tree` is its source opened on the host side (this takes it over)."""
         o = parse_options(m.options)
         typ = m.type
         bind = bool(o.flags & L.MS_BIND) or typ == "bind"
         src = None
-        if bind:
+        if bind and tree is None:
             src = m.source or ""
             if not src.startswith("/"):
                 src = os.path.join(self.cfg.bundle, src)
             if not os.path.exists(src):
                 raise PyrunError("bind mount source %s: no such file or directory" % src)
+        if (o.idmap or m.uid_mappings or m.gid_mappings) and tree is None:
+            raise PyrunError("mount %s: id-mapped mounts need their source opened by the runtime" % m.destination)
+        if o.copyup and typ != "tmpfs":
+            raise ConfigError("mounts: %s: tmpcopyup applies to tmpfs mounts only (type is %s)" % (m.destination, typ))
+        # As runc: a read-only tmpfs or /dev is made writable and turned read-only only at the end, so
+        # mount points, device nodes and a tmpcopyup can be made in it first.
+        late_ro = bool(o.flags & L.MS_RDONLY) and (typ == "tmpfs" or os.path.normpath("/" + m.destination) == "/dev")
+        flags = o.flags & ~L.MS_RDONLY if late_ro else o.flags
         existed = typ == "tmpfs" and "mode=" not in o.data and inroot.exists_in_root(self.rootfd, m.destination)
         try:
-            target = inroot.open_or_make(self.rootfd, m.destination, not bind or os.path.isdir(src),
-                                         nofollow=typ in ("proc", "sysfs"))
+            is_dir = stat.S_ISDIR(os.fstat(tree).st_mode) if tree is not None else (not bind or os.path.isdir(src))
+            target = inroot.open_or_make(self.rootfd, m.destination, is_dir, nofollow=typ in ("proc", "sysfs"))
         except OSError as e:
+            if tree is not None:
+                os.close(tree)
             if e.errno == 40:  # ELOOP under RESOLVE_NO_SYMLINKS
                 raise PyrunError("%s cannot be mounted on %s: it must be mounted on ordinary directory, not a "
                                  "symlink" % (typ, m.destination)) from None
             raise
-        mnt = -1
+        except BaseException:
+            if tree is not None:
+                os.close(tree)
+            raise
+        mnt = -1 if tree is None else tree
         try:
-            if bind:
-                mnt = mountfd.bind(src, target, bool(o.flags & L.MS_REC), Attrs(o.flags & ~_BIND_ONLY, o.cleared),
+            if tree is not None:
+                mountfd.attach(tree, target, Attrs(flags & ~_BIND_ONLY, o.cleared), o.recursive, self.in_userns)
+            elif bind:
+                mnt = mountfd.bind(src, target, bool(o.flags & L.MS_REC), Attrs(flags & ~_BIND_ONLY, o.cleared),
                                    o.recursive, self.in_userns)
             elif typ == "cgroup":
-                mnt = self._cgroup(target, o.flags)
+                mnt = self._cgroup(target, flags)
             else:
                 # As runc: a tmpfs over an existing directory takes that directory's mode (unless mode= is
                 # given: runc 1.1 overrode even that, 1.2 honours it).
-                keep_mode = stat.S_IMODE(os.stat(target).st_mode) if existed else None
+                st = os.stat(target) if existed else None
                 try:
-                    mnt = mountfd.new_fs(typ, m.source or typ or "none", o.flags & ~L.MS_REMOUNT, o.data, target,
-                                         o.recursive)
-                    if keep_mode is not None:
-                        os.chmod("/proc/self/fd/%d" % mnt, keep_mode)
+                    mnt = mountfd.new_fs(typ, m.source or typ or "none", flags & ~L.MS_REMOUNT, o.data, None)
+                    if st is not None:
+                        os.chmod("/proc/self/fd/%d" % mnt, stat.S_IMODE(st.st_mode))
+                    if o.copyup:
+                        if st is not None:
+                            os.chown("/proc/self/fd/%d" % mnt, st.st_uid, st.st_gid)
+                        copy_up(target, mnt, m.destination)
+                    mountfd.attach(mnt, target, rattrs=o.recursive)
                 except PermissionError:
                     if not self.in_userns or typ not in ("sysfs", "mqueue"):
                         raise
+                    if mnt >= 0:
+                        os.close(mnt)
+                        mnt = -1
                     # A user namespace without its own net (sysfs) or ipc (mqueue) namespace may not
                     # mount a fresh instance: bind the host's, as runc does.
                     mnt = mountfd.bind("/sys" if typ == "sysfs" else "/dev/mqueue", target, True,
-                                       Attrs(o.flags), o.recursive, True)
+                                       Attrs(flags), o.recursive, True)
             for p in o.propagation:
                 mountfd.set_propagation(mnt, p)
+            if late_ro:
+                self.late_ro.append(mnt)
+                mnt = -1
         except OSError as e:
             raise PyrunError("mounting %s on %s (type %s): %s" % (m.source, m.destination, typ,
                                                                  e.strerror or e)) from None
@@ -254,7 +302,15 @@ class RootfsBuilder:
         os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
 
     def pivot(self, no_pivot: bool) -> None:
-        if no_pivot:
+        if not self.mount_ns:
+            # The runtime's own mount namespace: there is nothing to pivot in, as runc: chroot.
+            os.chroot(self.root)
+            os.chdir("/")
+        elif no_pivot:
+            # After a chroot the namespace still holds the host's /proc and /sys, unmasked: a process
+            # allowed to mount could mount a fresh, unmasked procfs (the kernel permits it while a full
+            # one is there). As runc, every full proc and sysfs mount outside the rootfs goes first.
+            _drop_host_proc_sys(self.root)
             os.chdir(self.root)
             L.mount(self.root, "/", None, L.MS_MOVE)
             os.chroot(".")
@@ -277,11 +333,12 @@ class RootfsBuilder:
         if self.rootfd >= 0:
             os.close(self.rootfd)
             self.rootfd = -1
-        if self.root_propagation & ~L.MS_REC != L.MS_SLAVE:
+        if self.mount_ns and self.root_propagation & ~L.MS_REC != L.MS_SLAVE:
             L.mount(None, "/", None, self.root_propagation)
 
     def finish(self) -> None:
-        """After pivot_root: read-only paths, masked paths, then the read-only root."""
+        """After pivot_root: read-only paths, masked paths, the read-only tmpfs and /dev mounts (see
+        mount_one), then the read-only root."""
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for p in self.cfg.linux.readonly_paths:
@@ -302,10 +359,19 @@ class RootfsBuilder:
                         raise PyrunError("linux.maskedPaths: %s: %s" % (p, e.strerror)) from None
                     finally:
                         os.close(fd)
+            while self.late_ro:
+                fd = self.late_ro.pop()
+                try:
+                    L.mount_setattr(fd, L.MOUNT_ATTR_RDONLY)
+                finally:
+                    os.close(fd)
             if self.cfg.root_readonly:
                 L.mount_setattr(root, L.MOUNT_ATTR_RDONLY)
         finally:
             os.close(root)
+            for fd in self.late_ro:
+                os.close(fd)
+            self.late_ro = []
 
 
 def mask(fd: int) -> None:
@@ -314,6 +380,116 @@ def mask(fd: int) -> None:
         os.close(mountfd.new_fs("tmpfs", "tmpfs", L.MS_RDONLY, "", fd))
     else:
         os.close(mountfd.bind("/dev/null", fd, False))
+
+
+def copy_up(src_dir: int, dst_dir: int, where: str) -> None:
+    """tmpcopyup: copy the directory `src_dir` (an fd inside the rootfs) into the new tmpfs `dst_dir`:
+    directories, files, symlinks and special files with their modes and owners. Every name is opened
+    relative to a held directory fd with O_NOFOLLOW, so a symlink in the image is copied as a symlink and
+    never followed, in or out of the rootfs; a name swapped meanwhile fails the copy, never redirects it.
+    (Hard links become separate copies; extended attributes and times are not copied, as runc.)"""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    old = os.umask(0)
+    stack = [(os.open(".", flags, dir_fd=src_dir), os.open(".", flags, dir_fd=dst_dir), where)]
+    try:
+        while stack:
+            s, d, path = stack.pop()
+            try:
+                for name in os.listdir(s):
+                    _copy_one(s, d, name, path + "/" + name, stack)
+            finally:
+                os.close(s)
+                os.close(d)
+    except OSError as e:
+        for s, d, _ in stack:
+            os.close(s)
+            os.close(d)
+        raise PyrunError("tmpcopyup of %s: %s%s" % (where, e.strerror or e, (": " + e.filename) if e.filename
+                                                     else "")) from None
+    finally:
+        os.umask(old)
+
+
+def _copy_one(s: int, d: int, name: str, path: str, stack: list) -> None:
+    st = os.stat(name, dir_fd=s, follow_symlinks=False)
+    mode = stat.S_IMODE(st.st_mode)
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(name, 0o700, dir_fd=d)
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            sub_s = os.open(name, flags, dir_fd=s)
+            try:
+                sub_d = os.open(name, flags, dir_fd=d)
+            except BaseException:
+                os.close(sub_s)
+                raise
+            stack.append((sub_s, sub_d, path))
+            os.fchown(sub_d, st.st_uid, st.st_gid)
+            os.fchmod(sub_d, mode)
+        elif stat.S_ISREG(st.st_mode):
+            # O_NONBLOCK: a name swapped for a fifo must not block the copy; checked to be a file below
+            fi = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=s)
+            try:
+                if not stat.S_ISREG(os.fstat(fi).st_mode):
+                    raise OSError(22, "changed while being copied", path)
+                fo = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                             dir_fd=d)
+                try:
+                    while os.sendfile(fo, fi, None, 1 << 20) > 0:
+                        pass
+                    os.fchown(fo, st.st_uid, st.st_gid)
+                    os.fchmod(fo, mode)  # after the chown, which clears set-id bits
+                finally:
+                    os.close(fo)
+            finally:
+                os.close(fi)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=s), name, dir_fd=d)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=d, follow_symlinks=False)
+        else:  # device nodes, fifos, sockets
+            os.mknod(name, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev, dir_fd=d)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=d, follow_symlinks=False)
+            # the node was just made in the new, not yet attached tmpfs: nothing can have swapped it
+            os.chmod(name, mode, dir_fd=d)
+    except OSError as e:
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror, path) from None
+        raise
+
+
+def _drop_host_proc_sys(rootfs: str) -> None:
+    """Unmount (or, where that is refused, cover with a tmpfs) every full proc and sysfs mount outside
+    `rootfs` in this mount namespace, before a --no-pivot chroot (what runc's msMoveRoot does)."""
+    prefix = rootfs.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, fstype = left.split(), right.split()[:1]
+        if len(fields) < 5 or fields[3] != "/" or fstype not in (["proc"], ["sysfs"]):
+            continue
+        point = _unescape(fields[4])
+        if point == rootfs or point.startswith(prefix):
+            continue
+        try:
+            L.mount(None, point, None, L.MS_SLAVE | L.MS_REC)  # the unmount must not propagate to the host
+        except FileNotFoundError:
+            continue  # under something already gone
+        try:
+            L.umount(point, L.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (1, 22):  # EPERM, EINVAL: locked (a user namespace): cover it instead
+                raise
+            L.mount("tmpfs", point, "tmpfs", 0)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    if "\\" not in field:
+        return field
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _open_if_there(root: int, path: str):

@@ -4,7 +4,10 @@ explicit stages over a sync channel.
     parent                                   child (the init, born by clone in its namespaces)
     clone(flags) ---------------------------> wait for "go"
     [slow path: intermediate joins namespace paths, unshares, forks the init, reports its pid]
-    write uid/gid maps, join cgroup, "go" -->
+    write uid/gid maps
+    [mount sources: a helper in the init's mount namespace opens bind sources (user namespace) and
+     id-mapped mounts detached, sends them over a socket (runtime/mountsrc.py)]
+    join cgroup, "go" -------------------->
                                              unshare cgroup/time ns, become root of the user ns
                                              mounts, devices
                               <------------- "hooks" (only if there are prestart/createRuntime hooks)
@@ -46,8 +49,14 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
     """Parent half. Returns the init's pid once the init reports "ready"; on failure the init is killed
     and reaped, and the error is raised as PyrunError."""
     plan = NamespacePlan(cfg)
+    sources = _mount_sources(cfg, plan)
     join_fds = plan.open_joins()
     parent, child = Channel.pair()
+    src_socks = None
+    if sources:
+        from runtime import mountsrc
+
+        src_socks = mountsrc.socketpair()
     state_fd = os.open(opts.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     fast = not join_fds
     agent = None
@@ -71,6 +80,9 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
             from runtime import sealed
 
             keep = [child.rfd, child.wfd, state_fd] + [fd for _, fd in join_fds] + sealed.held()
+            if src_socks is not None:
+                src_socks[0].close()
+                keep.append(src_socks[1].fileno())
             keep += range(3, 3 + opts.preserve_fds)
             if opts.console is not None:
                 keep.append(opts.console.theirs.fileno())
@@ -79,7 +91,8 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
             close_fds_except(keep)
             if not fast:
                 _intermediate(plan, join_fds, child)
-            _container_init(cfg, opts, plan, child, state_fd, agent)
+            _container_init(cfg, opts, plan, child, state_fd, agent,
+                            (src_socks[1], len(sources)) if sources else None)
         except BaseException as e:  # report anything, then leave without running the parent's cleanup
             try:
                 child.send("error", _message(e))
@@ -91,6 +104,8 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         os._exit(code)
     # ---- parent
     child.close()
+    if src_socks is not None:
+        src_socks[1].close()
     if entry is not None:
         entry.close()
     if opts.console is not None:
@@ -120,6 +135,10 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
                 elif verb == "error":
                     raise ChildError(payload)
             os.waitpid(pid, 0)
+        if sources:
+            from runtime import mountsrc
+
+            mountsrc.send(sources, init, src_socks[0])
         if cgroup is not None and entry is None:
             cgroup.add(init)
         parent.send("go", str(init))  # the init's pid as the host sees it, for hooks' state
@@ -155,6 +174,21 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         parent.close()
         if agent is not None:
             agent.close()
+        if src_socks is not None:
+            src_socks[0].close()
+
+
+def _mount_sources(cfg, plan: NamespacePlan) -> list:
+    """The mounts whose sources the runtime opens for the init (runtime/mountsrc.py), checked; imported
+    only for configs that have any."""
+    in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths)
+    if not any(m.uid_mappings or m.gid_mappings or "idmap" in m.options or "ridmap" in m.options
+               or (in_userns and (m.type == "bind" or "bind" in m.options or "rbind" in m.options))
+               for m in cfg.mounts):
+        return []
+    from runtime import mountsrc
+
+    return mountsrc.plan(cfg, in_userns)
 
 
 def clone_into(flags: int, entry):
@@ -224,7 +258,7 @@ def _intermediate(plan: NamespacePlan, join_fds, chan: Channel) -> None:
 
 
 def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int,
-                    agent=None) -> None:
+                    agent=None, sources=None) -> None:
     """Child half; returns only by raising (the final step is execve).
 
     What a process in the container could reach through this init is kept to nothing: it is not
@@ -254,9 +288,20 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     if opts.keyring:
         _join_session_keyring(opts.keyring)
     setgroups_ok = not plan.new_user or _setgroups_allowed()
-    if "mount" not in plan.new and not any(t == "mount" for t, _ in plan.join_paths):
-        raise PyrunError("linux.namespaces: a mount namespace is required")
-    rootfs = RootfsBuilder(cfg, in_userns, "cgroup" in plan.new or any(t == "cgroup" for t, _ in plan.join_paths))
+    # Without a mount namespace of its own the container is set up in the runtime's, as runc does (its
+    # mounts stay there, under the rootfs), and chroots instead of pivoting.
+    mount_ns = "mount" in plan.new or any(t == "mount" for t, _ in plan.join_paths)
+    src_fds = None
+    if sources is not None:
+        from runtime import mountsrc
+
+        sock, count = sources
+        try:
+            src_fds = mountsrc.receive(sock, count)
+        finally:
+            sock.close()
+    rootfs = RootfsBuilder(cfg, in_userns, "cgroup" in plan.new or any(t == "cgroup" for t, _ in plan.join_paths),
+                           src_fds, mount_ns)
     rootfs.prepare()
     if opts.debug:
         chan.send("debug", "mounts and devices made in the new root %s" % cfg.root_path)

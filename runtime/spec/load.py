@@ -294,6 +294,13 @@ def check_semantics(cfg: Config) -> None:
     for m in cfg.mounts:
         if not m.destination.startswith("/"):
             raise ConfigError("mounts: destination %r must be an absolute path" % m.destination)
+    if any(m.uid_mappings or m.gid_mappings or "idmap" in m.options or "ridmap" in m.options for m in cfg.mounts):
+        from runtime import mountsrc
+
+        mountsrc.plan(cfg, user is not None)
+    if (cfg.linux.masked_paths or cfg.linux.readonly_paths) and cfg.linux.namespace("mount") is None:
+        raise ConfigError("linux.maskedPaths, linux.readonlyPaths: unable to restrict sys entries without a "
+                          "private mount namespace")
     for key in cfg.linux.sysctl:
         check_sysctl(cfg, key)
 

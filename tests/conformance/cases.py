@@ -290,6 +290,20 @@ case("missing-rootfs", "a root.path that does not exist fails", config={"root": 
      steps=[CREATE, STATE], expect=r"create .* -> 1")
 case("no-pivot", "run --no-pivot still runs the process in the rootfs", probe="ls /; echo $$",
      steps=[("run", "--no-pivot", "--bundle", "{bundle}", "{id}")], expect="bin")
+# Without a mount namespace the runtime sets the container up in its own (runc leaves the mounts there, and
+# pyrun as well): each side runs in a private mount namespace of the harness's, gone with the run.
+NO_MOUNT_NS = chain(ns_list("pid", "network", "ipc", "uts"), {"linux": {"maskedPaths": [], "readonlyPaths": []}})
+PRIVATE_MNT = ("unshare", "-m", "--propagation", "private")
+case("no-mount-ns", "a config without a mount namespace runs in the runtime's (chroot, no pivot_root)",
+     config=chain(NO_MOUNT_NS, {"root": {"readonly": False}}), probe="cat /proc/self/mountinfo; ls /dev",
+     wrap=PRIVATE_MNT, expect=r" / rw,[\s\S]* /proc rw")
+case("no-mount-ns-readonly-root", "without a mount namespace, root.readonly", config=NO_MOUNT_NS, probe=ROOTLINE,
+     wrap=PRIVATE_MNT, expect=" / rw,",
+     differs="runc 1.1 leaves the root writable without a mount namespace (root.readonly is dropped without a "
+             "word); pyrun makes the rootfs's own bind mount read-only", pyrun_expect=r"-> 0\s+M P D:D \S+ / ro,")
+case("no-mount-ns-masked-paths", "maskedPaths without a mount namespace are refused",
+     config=chain(ns_list("pid", "network", "ipc", "uts"), {"linux": {"readonlyPaths": []}}),
+     steps=[CREATE, STATE], wrap=("unshare", "-m", "--propagation", "private"), expect=r"create .* -> 1")
 
 # -- list and ps ---------------------------------------------------------------------------------------
 case("list-empty", "list --format json with no containers prints null", steps=[("list", "--format", "json")],
@@ -569,9 +583,31 @@ case("mount-bind-rro", "a bind mount with rro (recursively read-only)", tmp=True
      probe="touch /tmp/data/x 2>&1; echo $?; grep ' /tmp/data ' /proc/self/mountinfo", expect="Read-only")
 case("mount-tmpcopyup", "a tmpfs with tmpcopyup keeps the directory's content",
      config=add_mounts({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}),
-     probe="ls /etc; grep ' /etc ' /proc/self/mountinfo", steps=[RUN], expect="passwd",
-     differs="pyrun does not implement the tmpcopyup mount extension: it refuses the option with a clear error",
-     pyrun_expect=r"-> 1\s+stderr: .*'tmpcopyup' is not supported")
+     probe="ls /etc; grep ' /etc ' /proc/self/mountinfo", steps=[RUN], expect="passwd")
+
+
+def copyup_tree(ctx):
+    """A directory with a subdirectory, a symlink out of the rootfs, a relative one, odd modes and owners,
+    bound at /tmp/src for a tmpcopyup tmpfs to copy. (No fifo: runc 1.1 fails on one, pyrun copies it,
+    tests/integration/test_rootfs.py.)"""
+    src = os.path.join(ctx.dir, "src")
+    os.makedirs(os.path.join(src, "sub"))
+    with open(os.path.join(src, "sub", "f"), "w") as f:
+        f.write("in sub\n")
+    os.chown(os.path.join(src, "sub", "f"), 12, 34)
+    os.chmod(os.path.join(src, "sub", "f"), 0o4750)
+    os.chmod(os.path.join(src, "sub"), 0o711)
+    os.symlink("/etc/passwd-of-the-host", os.path.join(src, "abs"))
+    os.symlink("sub/f", os.path.join(src, "rel"))
+    os.chmod(src, 0o750)
+
+
+case("mount-tmpcopyup-tree", "tmpcopyup copies files, directories and symlinks with modes and owners",
+     tmp=True, setup=copyup_tree,
+     config=add_mounts({"destination": "/tmp/src", "type": "bind", "source": "{dir}/src", "options": ["bind"]},
+                       {"destination": "/tmp/src", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}),
+     probe="cd /tmp/src && stat -c '%n %F %a %u:%g' . sub sub/f abs rel; readlink abs; readlink rel; "
+           "grep -c ' /tmp/src ' /proc/self/mountinfo", expect="sub/f regular file 4750 12:34")
 case("mount-missing-source", "a bind mount whose source does not exist fails", tmp=True,
      config=add_mounts({"destination": "/tmp/x", "type": "bind", "source": "{dir}/nope", "options": ["bind"]}),
      steps=[CREATE, STATE], expect=r"create .* -> 1")
@@ -611,6 +647,43 @@ case("dev-extra", "linux.devices: an extra char device with mode and owner",
 case("dev-subdir", "linux.devices in a subdirectory of /dev (/dev/net/tun)",
      config={"linux": {"devices": [{"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200}]}},
      probe="stat -c '%n %F %a %t:%T %u:%g' /dev/net /dev/net/tun", expect="/dev/net/tun character special file")
+case("dev-subdir-userns", "in a user namespace, linux.devices in a subdirectory of /dev (the host's /dev/net/tun "
+     "bound)", config=chain(userns, {"linux": {"devices": [{"path": "/dev/net/tun", "type": "c", "major": 10,
+                                                             "minor": 200}]}}),
+     probe="stat -c '%n %F %t:%T' /dev/net/tun", expect="/dev/net/tun character special file a:c8")
+
+
+def dev_ro(cfg, ctx):
+    for m in cfg["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"] = m["options"] + ["ro"]
+
+
+case("mount-dev-ro", "a /dev tmpfs with ro: populated, then read-only", config=dev_ro,
+     probe="ls /dev; grep -E ' /dev(/pts|/shm|/mqueue)? ' /proc/self/mountinfo; touch /dev/x 2>&1; true",
+     expect=r"/dev ro,")
+case("mount-tmpfs-ro-with-submount", "a read-only tmpfs with a mount below it (its mount point made first)",
+     config=add_mounts({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
+                       {"destination": "/tmp/sub", "type": "tmpfs", "source": "tmpfs"}),
+     probe="grep -E ' /tmp(/sub)? ' /proc/self/mountinfo; touch /tmp/x 2>&1; touch /tmp/sub/y && echo sub-rw",
+     expect="sub-rw")
+
+
+def unreachable_source(ctx):
+    """A bind source under a 0700 directory of the host's root: the container's root, host uid 100000 in
+    its user namespace, cannot walk there."""
+    top = os.path.join(ctx.dir, "locked")
+    os.makedirs(os.path.join(top, "data"))
+    with open(os.path.join(top, "data", "hello"), "w") as f:
+        f.write("reached\n")
+    os.chmod(top, 0o700)
+
+
+case("userns-bind-unreachable-source", "user namespace: a bind source the mapped root cannot reach (opened on the "
+     "host's side)", setup=unreachable_source, tmp=True,
+     config=chain(userns, add_mounts({"destination": "/tmp/data", "type": "bind", "source": "{dir}/locked/data",
+                                      "options": ["bind"]})),
+     probe="cat /tmp/data/hello; grep ' /tmp/data ' /proc/self/mountinfo", expect="reached")
 case("dev-cgroup-deny", "the device cgroup denies what is not allowed (mknod then open fails)", tmp=True,
      config={"process": {"capabilities": {k: ["CAP_MKNOD"] for k in ("bounding", "effective", "permitted")}}},
      probe="mknod /tmp/sda b 8 0 && head -c1 /tmp/sda >/dev/null 2>&1; echo $?; head -c1 /dev/zero | wc -c",

@@ -48,10 +48,11 @@ class Case:
     differ: a stale mark fails). pyrun_expect: for a marked case, required: a regex pyrun's combined
     results must match, so the case also asserts what pyrun does instead. setup(ctx): prepares per-runtime host state (ctx.defer(fn) to undo it).
     files: {name: text or JSON-able} written into the per-runtime work dir ({dir}), placeholders
-    substituted."""
+    substituted. wrap: an argv prefix for the runtime's CLI steps (a private mount namespace, say, for a
+    case whose runtime mounts in its own namespace)."""
 
     def __init__(self, name, what, config=None, probe=None, steps=None, expect=None, differs=None, setup=None,
-                 files=None, norm=(), tmp=False, pyrun_expect=None):
+                 files=None, norm=(), tmp=False, pyrun_expect=None, wrap=()):
         if differs and not pyrun_expect:
             raise ValueError("case %s: a marked difference must say what pyrun does instead (pyrun_expect)" % name)
         self.name, self.what, self.config, self.probe = name, what, config, probe
@@ -59,6 +60,7 @@ class Case:
         self.steps = [tuple(s) for s in (steps or [RUN])]
         self.expect, self.differs, self.setup, self.files, self.norm = expect, differs, setup, files or {}, norm
         self.tmp = tmp  # add a tmpfs on /tmp (the shared rootfs is read-only and must stay untouched)
+        self.wrap = list(wrap)
 
     def __repr__(self):
         return "Case(%s)" % self.name
@@ -300,7 +302,7 @@ class Harness:
     def _cli(self, ctx: Ctx, i: int, args: list[str], background=False):
         out = os.path.join(ctx.dir, "step%d.out" % i)
         err = os.path.join(ctx.dir, "step%d.err" % i)
-        argv = ctx.rt.argv + ["--root", ctx.rt.root] + args
+        argv = ctx.case.wrap + ctx.rt.argv + ["--root", ctx.rt.root] + args
         with open(out, "wb") as fo, open(err, "wb") as fe:
             if background:
                 return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, cwd=ctx.dir,

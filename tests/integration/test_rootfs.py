@@ -330,3 +330,138 @@ def test_sysctl_unknown_key_fails(ct, sh):
     p = ct.pyrun("run", "-b", b.path, ct.id())
     assert_one_line_error(p, "net.ipv4.no_such_key")
     assert ct.pyrun.ids() == []
+
+
+# -- tmpcopyup, read-only tmpfs and /dev ----------------------------------------------------------------
+def test_tmpcopyup_copies_the_directory_into_the_tmpfs(ct, sh, rwrootfs):
+    """The tmpfs over /data starts with what /data held: files, directories, symlinks (copied, never
+    followed, also one pointing out of the rootfs), a fifo, modes, owners and the directory's own mode;
+    writes land in the tmpfs, not in the image."""
+    root = rwrootfs()
+    data = os.path.join(root, "data")
+    os.makedirs(os.path.join(data, "sub", "deep"))
+    with open(os.path.join(data, "sub", "deep", "f"), "w") as f:
+        f.write("deep file\n")
+    with open(os.path.join(data, "suid"), "w") as f:
+        f.write("s")
+    os.chown(os.path.join(data, "suid"), 1000, 1001)
+    os.chmod(os.path.join(data, "suid"), 0o4751)
+    os.chown(os.path.join(data, "sub"), 7, 8)
+    os.chmod(os.path.join(data, "sub"), 0o710)
+    os.symlink("/etc/shadow-of-the-host", os.path.join(data, "out"))
+    os.symlink("sub/deep/f", os.path.join(data, "in"))
+    os.lchown(os.path.join(data, "in"), 5, 6)
+    os.mkfifo(os.path.join(data, "fifo"), 0o640)
+    os.chmod(data, 0o750)
+    os.chown(data, 3, 4)
+    b = sh("cd /data; stat -c '%n %F %a %u:%g' . sub sub/deep sub/deep/f suid in out fifo | sort; "
+           "readlink in; readlink out; cat in; echo new > made; grep ' /data ' /proc/self/mountinfo")
+    b.config["root"] = {"path": root, "readonly": False}
+    caps = b.process["capabilities"]
+    for k in ("bounding", "effective", "permitted"):  # to look into the 0710 and 0750 directories
+        caps[k] = sorted(set(caps[k]) | {"CAP_DAC_OVERRIDE"})
+    b.config["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                               "options": ["tmpcopyup", "nosuid"]})
+    b.write()
+    out = ct.output(b)
+    for line in (". directory 750 3:4", "sub directory 710 7:8", "sub/deep/f regular file 644 0:0",
+                 "suid regular file 4751 1000:1001", "in symbolic link 777 5:6", "out symbolic link 777 0:0",
+                 "fifo fifo 640 0:0", "sub/deep/f", "/etc/shadow-of-the-host", "deep file"):
+        assert line in out.splitlines(), (line, out)
+    assert mountinfo(out)["/data"]["fstype"] == "tmpfs"
+    assert not os.path.exists(os.path.join(data, "made")), "the write went to the image"
+    assert sorted(os.listdir(data)) == ["fifo", "in", "out", "sub", "suid"]
+
+
+def test_tmpcopyup_only_on_tmpfs(ct, sh, tmp_path):
+    b = sh("true")
+    b.config["mounts"].append({"destination": "/tmp", "type": "bind", "source": str(tmp_path),
+                               "options": ["bind", "tmpcopyup"]})
+    b.write()
+    assert_one_line_error(ct.pyrun("run", "-b", b.path, ct.id()), "tmpcopyup applies to tmpfs mounts only")
+    assert ct.pyrun.ids() == []
+
+
+def test_read_only_tmpfs_and_dev_are_made_read_only_last(ct, sh):
+    """As runc: a `ro` tmpfs (here /dev, and /tmp with a mount below it) is mounted writable, so its
+    devices and mount points can be made, and turned read-only at the end."""
+    b = sh("ls /dev; stat -c '%t:%T' /dev/null; grep -E ' /(dev|tmp|tmp/sub) ' /proc/self/mountinfo; "
+           "touch /dev/x /tmp/x 2>&1; true")
+    for m in b.config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"] = m["options"] + ["ro"]
+    b.config["mounts"] += [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
+                           {"destination": "/tmp/sub", "type": "tmpfs", "source": "tmpfs"}]
+    b.write()
+    out = ct.output(b)
+    m = mountinfo(out)
+    for point in ("/dev", "/tmp"):
+        assert "ro" in m[point]["opts"], (point, m[point])
+    assert "rw" in m["/tmp/sub"]["opts"], m["/tmp/sub"]
+    assert "null" in out.splitlines() and "pts" in out.splitlines() and "1:3" in out.splitlines(), out
+    assert out.count("Read-only file system") == 2, out
+
+
+# -- --no-pivot and no mount namespace -------------------------------------------------------------------
+def test_no_pivot_drops_the_host_proc_and_sysfs(tmp_path):
+    """With --no-pivot the old root stays in the container's mount namespace, under the chroot: its full
+    /proc and /sys would count for the kernel as visible (a process allowed to mount could mount an
+    unmasked procfs). As runc's msMoveRoot, pyrun unmounts every full proc and sysfs mount outside the
+    rootfs first (rootfs._drop_host_proc_sys, run here in a mount namespace of its own)."""
+    from runtime import rootfs
+
+    root = tmp_path / "rootfs"
+    (root / "proc").mkdir(parents=True)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            L.unshare(L.CLONE_NEWNS)
+            L.mount(None, "/", None, L.MS_SLAVE | L.MS_REC)
+            L.mount("proc", str(root / "proc"), "proc", 0)  # the container's own: kept
+            proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY)
+            rootfs._drop_host_proc_sys(str(root))
+            with open(os.open("self/mountinfo", os.O_RDONLY, dir_fd=proc)) as f:
+                os.write(w, f.read().encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    assert os.waitpid(pid, 0)[1] == 0
+    points = {k for k, v in mountinfo(text).items() if v["fstype"] in ("proc", "sysfs")}
+    assert points == {str(root / "proc")}, points
+    assert os.path.exists("/proc/self/mountinfo"), "the host's /proc was touched"
+
+
+def test_no_mount_namespace_runs_in_the_runtime_namespace(ct, sh, rwrootfs, tmp_path):
+    """Without a mount namespace the container shares the runtime's (as runc: set up there, chroot, no
+    pivot); pyrun runs here in a private mount namespace of the test's (unshare -m), so the container's
+    mounts, which stay in that namespace as runc's do, vanish with it."""
+    import subprocess
+
+    root = rwrootfs()
+    b = sh("readlink /proc/self/ns/mnt; ls /dev; cat /proc/self/mountinfo")
+    b.namespaces("pid", "network", "ipc", "uts")
+    b.config["root"] = {"path": root, "readonly": True}
+    b.linux["maskedPaths"] = b.linux["readonlyPaths"] = []
+    b.write()
+    cid = ct.id()
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        'readlink /proc/self/ns/mnt; exec "$@"', "sh"] + ct.pyrun.argv
+                       + ["--root", ct.pyrun.root, "run", "-b", b.path, cid], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == lines[1], "the container is in the runtime's mount namespace: %r" % lines[:2]
+    assert "null" in lines and "pts" in lines
+    m = mountinfo(p.stdout)
+    assert m["/"]["opts"] >= {"ro"} and m["/proc"]["fstype"] == "proc", m
+    assert not any(root in ln for ln in read("/proc/self/mountinfo").splitlines()), "a mount reached the host"
+    # masked and read-only paths need a mount namespace of their own (as runc)
+    b.linux["maskedPaths"] = ["/proc/kcore"]
+    b.write()
+    assert_one_line_error(ct.pyrun("run", "-b", b.path, ct.id()), "without a private mount namespace")

@@ -105,6 +105,52 @@ def test_recursive_attributes():
     assert o.recursive.set == 0 and o.recursive.clr == L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_NOEXEC
 
 
-def test_unsupported_options_are_refused():
-    with pytest.raises(ConfigError, match="idmap"):
-        parse_options(["idmap"])
+def test_extensions_are_not_mount_data():
+    """tmpcopyup, idmap and ridmap are the runtime's to apply: never passed on to mount(2) as data."""
+    o = parse_options(["rbind", "idmap", "nosuid"])
+    assert o.idmap == "idmap" and not o.copyup and o.data == ""
+    assert parse_options(["bind", "ridmap"]).idmap == "ridmap"
+    assert parse_options(["ridmap", "idmap"]).idmap == "ridmap"  # recursive wins
+    o = parse_options(["tmpcopyup", "size=1m"])
+    assert o.copyup and o.idmap is None and o.data == "size=1m"
+
+
+def _cfg(mounts, userns=False):
+    from runtime.spec.model import Config
+
+    doc = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "mounts": mounts,
+           "linux": {"namespaces": [{"type": "mount"}] + ([{"type": "user"}] if userns else [])}}
+    return Config(doc, "/bundle")
+
+
+MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def test_mount_sources_opened_by_the_runtime():
+    """Id-mapped mounts always, other bind mounts only in a user namespace (runtime/mountsrc.py)."""
+    from runtime import mountsrc
+
+    mounts = [{"destination": "/a", "type": "bind", "source": "/src/a", "options": ["rbind", "ridmap"]},
+              {"destination": "/b", "type": "bind", "source": "rel", "options": ["bind"]},
+              {"destination": "/c", "type": "tmpfs", "source": "tmpfs"},
+              {"destination": "/d", "source": "/src/d", "options": ["bind"], "uidMappings": MAP, "gidMappings": MAP}]
+    got = [(s.index, s.path, s.recursive, s.idmapped, s.idmap_recursive) for s in mountsrc.plan(_cfg(mounts, True), True)]
+    assert got == [(0, "/src/a", True, True, True), (1, "/bundle/rel", False, False, False),
+                   (3, "/src/d", False, True, False)]
+    plan = mountsrc.plan(_cfg(mounts[1:], False), False)
+    assert [(s.index, s.idmapped) for s in plan] == [(2, True)]
+    assert plan[0].maps[0][0].host_id == 100000
+
+
+@pytest.mark.parametrize("mount, userns, words", [
+    ({"destination": "/a", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}, True, "only for bind mounts"),
+    ({"destination": "/a", "type": "bind", "source": "/s", "options": ["bind"], "uidMappings": MAP}, True,
+     "both uidMappings and gidMappings"),
+    ({"destination": "/a", "type": "bind", "source": "/s", "options": ["bind", "idmap"]}, False,
+     "there is no user namespace"),
+])
+def test_id_mapped_mount_refusals(mount, userns, words):
+    from runtime import mountsrc
+
+    with pytest.raises(ConfigError, match=words):
+        mountsrc.plan(_cfg([mount], userns), userns)
