@@ -322,7 +322,8 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     sealed.close_held()  # the runtime's own code (read-only): not to be reachable from the container either
     rootfs.pivot(opts.no_pivot)
     if opts.debug:
-        chan.send("debug", "%s done" % ("chroot (--no-pivot)" if opts.no_pivot else "pivot_root"))
+        chan.send("debug", "%s done" % ("chroot (no mount namespace)" if not mount_ns else
+                                        "chroot (--no-pivot)" if opts.no_pivot else "pivot_root"))
     if opts.console is not None:
         from runtime.console import attach_pty
 

@@ -91,7 +91,8 @@ def test_mount_mappings_in_a_user_namespace_and_ridmap(ct, sh, tmp_path):
         shifted = [{"containerID": 0, "hostID": 100500, "size": 1000}]
         results = {}
         for opt in ("idmap", "ridmap"):
-            b = sh("stat -c '%n %u:%g' /run/v/froot /run/v/sub/inner; touch /run/v/by-root-OPT; true".replace("OPT", opt))
+            b = sh("stat -c '%n %u:%g' /run/v/froot /run/v/sub/inner; touch /run/v/by-root-OPT; true"
+                   .replace("OPT", opt))
             userns(b)
             run_tmpfs(b)
             b.config["mounts"].append({"destination": "/run/v", "type": "bind", "source": str(d),

@@ -134,7 +134,8 @@ def test_mount_sources_opened_by_the_runtime():
               {"destination": "/b", "type": "bind", "source": "rel", "options": ["bind"]},
               {"destination": "/c", "type": "tmpfs", "source": "tmpfs"},
               {"destination": "/d", "source": "/src/d", "options": ["bind"], "uidMappings": MAP, "gidMappings": MAP}]
-    got = [(s.index, s.path, s.recursive, s.idmapped, s.idmap_recursive) for s in mountsrc.plan(_cfg(mounts, True), True)]
+    got = [(s.index, s.path, s.recursive, s.idmapped, s.idmap_recursive)
+           for s in mountsrc.plan(_cfg(mounts, True), True)]
     assert got == [(0, "/src/a", True, True, True), (1, "/bundle/rel", False, False, False),
                    (3, "/src/d", False, True, False)]
     plan = mountsrc.plan(_cfg(mounts[1:], False), False)
