@@ -333,7 +333,7 @@ def test_sysctl_unknown_key_fails(ct, sh):
 
 
 # -- tmpcopyup, read-only tmpfs and /dev ----------------------------------------------------------------
-def test_tmpcopyup_copies_the_directory_into_the_tmpfs(ct, sh, rwrootfs):
+def test_tmpcopyup_copies_the_directory_into_the_tmpfs(ct, sh, rwrootfs, tmp_path):
     """The tmpfs over /data starts with what /data held: files, directories, symlinks (copied, never
     followed, also one pointing out of the rootfs), a fifo, modes, owners and the directory's own mode;
     writes land in the tmpfs, not in the image."""
@@ -349,13 +349,20 @@ def test_tmpcopyup_copies_the_directory_into_the_tmpfs(ct, sh, rwrootfs):
     os.chown(os.path.join(data, "sub"), 7, 8)
     os.chmod(os.path.join(data, "sub"), 0o710)
     os.symlink("/etc/shadow-of-the-host", os.path.join(data, "out"))
+    # symlinks to a host canary file and directory, outside the rootfs: copied as links, never followed
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "secret").write_text("HOST-CANARY\n")
+    os.symlink(str(canary / "secret"), os.path.join(data, "canary-file"))
+    os.symlink(str(canary), os.path.join(data, "canary-dir"))
     os.symlink("sub/deep/f", os.path.join(data, "in"))
     os.lchown(os.path.join(data, "in"), 5, 6)
     os.mkfifo(os.path.join(data, "fifo"), 0o640)
     os.chmod(data, 0o750)
     os.chown(data, 3, 4)
     b = sh("cd /data; stat -c '%n %F %a %u:%g' . sub sub/deep sub/deep/f suid in out fifo | sort; "
-           "readlink in; readlink out; cat in; echo new > made; grep ' /data ' /proc/self/mountinfo")
+           "readlink in; readlink out; cat in; cat canary-file canary-dir/secret 2>/dev/null; "
+           "stat -c '%n %F' canary-file canary-dir; echo new > made; grep ' /data ' /proc/self/mountinfo")
     b.config["root"] = {"path": root, "readonly": False}
     caps = b.process["capabilities"]
     for k in ("bounding", "effective", "permitted"):  # to look into the 0710 and 0750 directories
@@ -368,9 +375,12 @@ def test_tmpcopyup_copies_the_directory_into_the_tmpfs(ct, sh, rwrootfs):
                  "suid regular file 4751 1000:1001", "in symbolic link 777 5:6", "out symbolic link 777 0:0",
                  "fifo fifo 640 0:0", "sub/deep/f", "/etc/shadow-of-the-host", "deep file"):
         assert line in out.splitlines(), (line, out)
+    assert "canary-file symbolic link" in out and "canary-dir symbolic link" in out, out
+    assert "HOST-CANARY" not in out, "a symlink out of the rootfs was followed"
     assert mountinfo(out)["/data"]["fstype"] == "tmpfs"
     assert not os.path.exists(os.path.join(data, "made")), "the write went to the image"
-    assert sorted(os.listdir(data)) == ["fifo", "in", "out", "sub", "suid"]
+    assert sorted(os.listdir(data)) == ["canary-dir", "canary-file", "fifo", "in", "out", "sub", "suid"]
+    assert os.listdir(canary) == ["secret"]
 
 
 def test_tmpcopyup_only_on_tmpfs(ct, sh, tmp_path):
