@@ -43,19 +43,15 @@ if ! "$venv/bin/pip" install -q --config-settings editable_mode=compat -e "$repo
 fi
 rm -f "$log"
 test -e "$repo"/runtime/linux/_native*.so || { echo "setup: the cffi module was not built" >&2; exit 1; }
-# The command itself: a small compiled launcher (runtime/launcher.c) that starts the virtualenv's
-# interpreter in isolated mode without site (-IS: site's .pth processing costs ~5 ms on every command) on
-# pyrun's directories, and for create/run/exec starts it sealed: the loader, interpreter, libraries and
-# code mapped from read-only overlays (runtime/sealed.py), without the second interpreter start the
-# Python-side sealing of any other entry point pays. Its paths are read off the installed interpreter.
-site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-build=$(mktemp -d)
-"$venv/bin/python" -IS -c "import sys; sys.path[:0] = ['$repo']; sys.path.append('$site')
-from runtime.sealed import launcher_header; sys.stdout.write(launcher_header())" > "$build/launcher.h"
-gcc -O2 -Wall -I"$build" -o "$build/pyrun" "$repo/runtime/launcher.c"
-rm -f /usr/local/bin/pyrun
-install -m 755 "$build/pyrun" /usr/local/bin/pyrun
-rm -rf "$build"
+# The command itself: the compiled launcher (runtime/launcher.c) that pip has just built for this
+# virtualenv and installed as $venv/bin/pyrun (setup.py's build_scripts; the one way it is built). It
+# starts the interpreter in isolated mode without site (-IS: site's .pth processing and `import re` cost
+# ~6-8 ms on every command) on pyrun's directories, and for create/run/exec starts it sealed: the loader,
+# interpreter, libraries and code mapped from read-only overlays (runtime/sealed.py), without the second
+# interpreter start the Python-side sealing of any other entry point pays. A symlink, not a copy: the
+# launcher trusts the paths it was built with only when it runs from $venv/bin.
+head -c 4 "$venv/bin/pyrun" | grep -q ELF || { echo "setup: pip did not install the compiled launcher as $venv/bin/pyrun" >&2; exit 1; }
+ln -sfn "$venv/bin/pyrun" /usr/local/bin/pyrun
 
 "$here/busybox/make-rootfs.sh" "$here/busybox/rootfs" >/dev/null
 echo "pyrun installed: $(command -v pyrun) ($("$venv/bin/pyrun" --version | head -1))"

@@ -1,12 +1,18 @@
-/* The `pyrun` command as examples/setup.sh installs it: starts the interpreter on pyrun's code, and for
- * the commands that start processes a container can see (create, run, exec) starts it already sealed:
+/* The `pyrun` command as `pip install` (and so examples/setup.sh) installs it: starts the interpreter on
+ * pyrun's code without `site` (-IS), and for the commands that start processes a container can see
+ * (create, run, exec) starts it already sealed:
  * the dynamic loader, the interpreter, its libraries and pyrun's code mapped from read-only overlayfs
  * mounts that are never attached anywhere (see runtime/sealed.py, which does the same from Python when
  * pyrun was started some other way, at the cost of a second interpreter start).
  *
- * The paths come from launcher.h, written at install time by `runtime.sealed.launcher_header()`.
- * Anything that fails here falls back to a plain start, and the Python side then seals itself. */
+ * The paths come from launcher.h, written when the wheel is built (runtime/launcher.py, from setup.py)
+ * by `runtime.sealed.launcher_header()`. They hold only for the installation they were read for: when
+ * the launcher runs from another directory (a wheel installed with --user, --target or into another
+ * environment) or the interpreter or pyrun's code is not where they say, it starts `python -c` with
+ * `site` through the interpreter next to it (or the recorded one): correct anywhere, a few ms slower.
+ * A sealing that fails falls back to a plain start, and the Python side then seals itself. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "launcher.h" /* LOADER, PYTHON, ARGV0, LIBDIRS[], PYPATH[], LOCALE, GCONV */
+#include "launcher.h" /* LOADER, PYTHON, ARGV0, CODE, SCRIPTS, LIBDIRS[], PYPATH[], LOCALE, GCONV */
 
 #define SYS_fsopen_ 430
 #define SYS_fsconfig_ 431
@@ -41,6 +47,13 @@ static const char *command(int argc, char **argv) {
             if (strcmp(name, *v) == 0) { i++; break; }
     }
     return NULL;
+}
+
+/* -I makes the interpreter ignore PYTHONPROFILEIMPORTTIME: passed on as -X importtime (the profile is
+ * how the tests check what a command imports). */
+static int importtime(void) {
+    const char *v = getenv("PYTHONPROFILEIMPORTTIME");
+    return v && v[0];
 }
 
 static const char *dirs[MAXDIRS];
@@ -147,7 +160,7 @@ static void sealed_exec(int argc, char **argv) {
     if (locpath[0]) env[e++] = locpath;
     if (gconv[0]) env[e++] = gconv;
     if (locpath[0] || gconv[0]) env[e++] = setenv_names;
-    char **args = calloc(argc + 12, sizeof *args);
+    char **args = calloc(argc + 14, sizeof *args);
     int a = 0;
     args[a++] = (char *)LOADER;
     args[a++] = "--argv0";
@@ -156,23 +169,64 @@ static void sealed_exec(int argc, char **argv) {
     args[a++] = libpath;
     args[a++] = prog;
     args[a++] = "-IS";
+    if (importtime()) { args[a++] = "-X"; args[a++] = "importtime"; }
     args[a++] = "-c";
     args[a++] = code;
     for (int i = 1; i < argc; i++) args[a++] = argv[i];
     syscall(SYS_execveat_, loader, "", args, env, AT_EMPTY_PATH);
 }
 
+static char self_dir[4096];
+
+/* The recorded paths are this installation's: the launcher runs from the scripts directory they were
+ * read for, and the interpreter and pyrun's code are there. */
+static int installed(void) {
+    ssize_t n = readlink("/proc/self/exe", self_dir, sizeof self_dir - 1);
+    self_dir[n > 0 ? n : 0] = 0;
+    char *s = strrchr(self_dir, '/');
+    if (s) *s = 0;
+    if (SCRIPTS[0] && strcmp(self_dir, SCRIPTS) != 0) return 0;
+    return access(PYTHON, X_OK) == 0 && access(ARGV0, X_OK) == 0 && access(CODE "/runtime/cli.py", R_OK) == 0;
+}
+
+/* Any other installation: the interpreter next to the launcher (a virtualenv's, a prefix's), else the
+ * recorded one, else python3 on PATH; with site, which finds pyrun wherever pip put it, and pyrun's
+ * directory first when the launcher sits in <dir>/bin with pyrun in <dir> (pip install --target). The
+ * current directory is taken off sys.path before anything is imported. */
+static void fallback(int argc, char **argv) {
+    char python[4200], target[4200];
+    snprintf(python, sizeof python, "%s/python3", self_dir);
+    const char *exe = access(python, X_OK) == 0 ? python : access(ARGV0, X_OK) == 0 ? ARGV0 : "python3";
+    snprintf(target, sizeof target, "%s/../runtime/cli.py", self_dir);
+    if (access(target, R_OK) == 0) snprintf(target, sizeof target, "%s/..", self_dir);
+    else target[0] = 0;
+    char **args = calloc(argc + 8, sizeof *args);
+    int a = 0;
+    args[a++] = (char *)exe;
+    args[a++] = "-c";
+    args[a++] = "import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; d = sys.argv.pop(1); "
+                "d and sys.path.insert(0, d); "
+                "from runtime.cli import run; run()";
+    args[a++] = target;
+    for (int i = 1; i < argc; i++) args[a++] = argv[i];
+    execvp(exe, args);
+    fprintf(stderr, "pyrun: starting the interpreter %s: %s\n", exe, strerror(errno));
+    exit(127);
+}
+
 int main(int argc, char **argv) {
+    if (!installed()) fallback(argc, argv);
     const char *cmd = command(argc, argv);
     if (cmd && (!strcmp(cmd, "create") || !strcmp(cmd, "run") || !strcmp(cmd, "exec")) &&
         !getenv("_PYRUN_SEALED"))
         sealed_exec(argc, argv); /* returns only if sealing was not possible */
     for (int i = 0; i < ndirs; i++) close(dirfds[i]);
     char *code = boot(0);
-    char **args = calloc(argc + 4, sizeof *args);
+    char **args = calloc(argc + 6, sizeof *args);
     int a = 0;
     args[a++] = (char *)ARGV0;
     args[a++] = "-IS";
+    if (importtime()) { args[a++] = "-X"; args[a++] = "importtime"; }
     args[a++] = "-c";
     args[a++] = code;
     for (int i = 1; i < argc; i++) args[a++] = argv[i];

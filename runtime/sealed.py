@@ -195,9 +195,14 @@ def _memfd_plan():
     return [sys.executable or exe, "-IS"] + _xoptions() + ["-c", _boot(path)] + sys.argv[1:], fd, [], {}
 
 
-def launcher_header() -> str:
-    """launcher.h for runtime/launcher.c: the paths this installation maps and imports from, read off a
-    process that has imported the hot path (examples/setup.sh runs this in the installed interpreter)."""
+def launcher_header(code: str | None = None, pypath: list[str] | None = None, scripts: str = "") -> str:
+    """launcher.h for runtime/launcher.c (built by runtime/launcher.py): the paths an installation maps
+    and imports from, read off a process that has imported the hot path. By default this process's own
+    installation; setup.py's build probes the build tree and passes where the install will be: `code`
+    (the directory holding runtime/), `pypath` (sys.path there) and `scripts` (the directory the launcher
+    must run from for these paths to be its own; "" for anywhere). Libraries mapped from the build's own
+    directories (the build tree, pip's build environment) are left out: the installed ones are read
+    through the overlays of pypath (extension modules are imported by path; $ORIGIN resolves there)."""
     import runtime.cli  # noqa: F401
     import runtime.commands  # noqa: F401
     import runtime.lifecycle  # noqa: F401
@@ -207,8 +212,17 @@ def launcher_header() -> str:
     import resource  # noqa: F401
     import select  # noqa: F401
 
+    here = [p for p in sys.path if p and os.path.isdir(p)]
+    if code is None:
+        code = os.path.dirname(os.path.dirname(os.path.abspath(runtime.cli.__file__)))
+    path = [code] + [p for p in (here if pypath is None else pypath) if p != code]
+
+    def under(d: str, roots: list[str]) -> bool:
+        return any(d == r or d.startswith(r.rstrip("/") + "/") for r in roots)
+
     m = _Mapped()
-    path = [p for p in sys.path if p and os.path.isdir(p)]
+    build_only = [p for p in here if p not in path] + [os.path.dirname(os.path.dirname(runtime.cli.__file__))]
+    libdirs = [d for d in m.libdirs if under(d, path) or not under(d, build_only)]
 
     def c(s: str) -> str:
         return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
@@ -220,7 +234,9 @@ def launcher_header() -> str:
         "#define ARGV0 %s" % c(sys.executable),
         "#define LOCALE %s" % c(m.locale),
         "#define GCONV %s" % c(m.gconv),
-        "static const char *LIBDIRS[] = {%s};" % ", ".join([c(d) for d in m.libdirs] + ["NULL"]),
+        "#define CODE %s" % c(code),
+        "#define SCRIPTS %s" % c(scripts),
+        "static const char *LIBDIRS[] = {%s};" % ", ".join([c(d) for d in libdirs] + ["NULL"]),
         "static const char *PYPATH[] = {%s};" % ", ".join([c(d) for d in path] + ["NULL"]),
         "",
     ])
