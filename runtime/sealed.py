@@ -224,6 +224,9 @@ def launcher_header(code: str | None = None, pypath: list[str] | None = None, sc
     build_only = [p for p in here if p not in path] + [os.path.dirname(os.path.dirname(runtime.cli.__file__))]
     libdirs = [d for d in m.libdirs if under(d, path) or not under(d, build_only)]
 
+    roots = seal_roots(path + libdirs + [os.path.dirname(m.loader or m.exe), os.path.dirname(m.exe)]
+                       + [d for d in (m.locale, m.gconv) if d])
+
     def c(s: str) -> str:
         return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -238,8 +241,39 @@ def launcher_header(code: str | None = None, pypath: list[str] | None = None, sc
         "#define SCRIPTS %s" % c(scripts),
         "static const char *LIBDIRS[] = {%s};" % ", ".join([c(d) for d in libdirs] + ["NULL"]),
         "static const char *PYPATH[] = {%s};" % ", ".join([c(d) for d in path] + ["NULL"]),
+        "static const char *SEAL_ROOTS[] = {%s};" % ", ".join([c(d) for d in roots] + ["NULL"]),
         "",
     ])
+
+
+def _mount_points() -> list[str]:
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            out.append(mp.encode().decode("unicode_escape") if "\\" in mp else mp)
+    return out
+
+
+def seal_roots(dirs: list[str]) -> list[str]:
+    """Directories whose one overlay can serve several of `dirs` (the launcher's SEAL_ROOTS): each dir
+    goes under its highest ancestor below / with no mount point between them (an overlay does not cross
+    into other mounts) and no symlink on the way (a prefix must name the same file inside the overlay);
+    an ancestor kept only when it serves two or more. Every overlay costs its set-up and its tear-down
+    at exit (~0.15 ms together), and a Debian interpreter's files are all under /usr."""
+    mounts = _mount_points()
+    groups: dict[str, set] = {}
+    for d in dirs:
+        if not d or os.path.realpath(d) != d or not os.path.isdir(d):
+            continue
+        parts = d.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            root = "/" + "/".join(parts[:depth])
+            if not any(m != root and (m + "/").startswith(root + "/") and (d + "/").startswith(m + "/")
+                       for m in mounts):
+                groups.setdefault(root, set()).add(d)
+                break
+    return sorted(r for r, ds in groups.items() if len(ds) >= 2)
 
 
 if __name__ == "__main__":

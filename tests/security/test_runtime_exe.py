@@ -158,7 +158,13 @@ def test_compiled_launcher_starts_sealed(ct, bundle, tmp_path):
         err.seek(0)
         assert p.returncode == 0, err.read()
     pid = ct.state(cid)["pid"]
-    assert os.readlink("/proc/%d/exe" % pid).startswith("/ld-linux"), os.readlink("/proc/%d/exe" % pid)
+    # the loader runs the interpreter, from an overlay (the path is the one inside it: /usr's overlay)
+    assert "/ld-linux" in os.readlink("/proc/%d/exe" % pid), os.readlink("/proc/%d/exe" % pid)
+    exe_fd = os.open("/proc/%d/exe" % pid, os.O_PATH)
+    try:
+        assert os.fstatvfs(exe_fd).f_flag & os.ST_RDONLY, "the init's executable is on a writable mount"
+    finally:
+        os.close(exe_fd)
     files = set()
     with open("/proc/%d/maps" % pid) as f:
         for line in f:
