@@ -274,6 +274,8 @@ def write_doc(out: str, doc: str) -> None:
               "containers existing (created, their inits waiting), median of %d:" % scale["reps"], "",
               "| existing | op | runc (ms) | pyrun (ms) | pyrun / runc |", "|---|---|---|---|---|"]
         for k, by in cs.items():
+            if "floor" in by:
+                L.append("| %s | (the interpreter's floor, `python3 -IS -c pass`) | | %.1f | |" % (k, by["floor"]))
             for op in ("create", "state", "list", "delete"):
                 L.append("| %s | %s | %.1f | %.1f | %.2f |" % (k, op, by["runc"][op], by["pyrun"][op],
                                                             by["pyrun"][op] / by["runc"][op]))
