@@ -30,7 +30,8 @@ CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups._fs", "runtime.cgroups.c
 EXTRA = {"start": {"select"}, "delete": CGROUPS}
 # create and run: the sealed start, the config, the init and its stages, cgroups (v1 or v2 here), mounts.
 CREATE = LIGHT | {"_cffi_backend", "runtime.linux", "runtime.linux._native", "runtime.sealed", "runtime.spec",
-                  "runtime.spec.model", "runtime.spec.load", "runtime.spec.validate", "_sre", "runtime.init",
+                  "runtime.spec.model", "runtime.spec.load", "runtime.spec.validate", "runtime.spec.checks", "_sre",
+                  "runtime.init",
                   "runtime.init.namespaces", "runtime.init.sync", "runtime.init.capabilities",
                   "runtime.init.process", "runtime.init.sched", "_struct", "struct", "_socket", "runtime.network",
                   "runtime.cgroups", "runtime.cgroups.mounts", "runtime.cgroups._fs", "runtime.cgroups.convert",
