@@ -95,7 +95,7 @@ def strip_plot(path, title, groups, unit="ms"):
     vals = [v for _, by in groups for n in names for v in by.get(n, [])]
     top = sorted(vals)[int(len(vals) * 0.99) - 1] * 1.1 if vals else 1
     w = max(480, 70 * len(groups) + 90)
-    s = Svg(w, 330, title)
+    s = Svg(w, 345, title)
     x0, y0, x1, y1 = 60, 40, w - 20, 280
     axes(s, x0, y0, x1, y1, top, unit)
     slot = (x1 - x0) / len(groups)
@@ -112,7 +112,7 @@ def strip_plot(path, title, groups, unit="ms"):
                 s.line(xs - slot * 0.18, y, xs + slot * 0.18, y, COLORS[n], 3)
         s.text(x0 + slot * (gi + 0.5), y1 + 16, label, anchor="middle")
     s.legend(x0 + 10, 312, names)
-    s.text(x1, 312, "dots: each run; bars: medians; above %.0f %s clipped" % (top, unit), anchor="end", size=10)
+    s.text(x1, 334, "dots: each run; bars: medians; above %.0f %s clipped" % (top, unit), anchor="end", size=10)
     s.save(path)
 
 
