@@ -205,10 +205,13 @@ def write_doc(out: str, doc: str) -> None:
          "better than the milliseconds; state roots on `/run` (tmpfs), the busybox bundle of `runc spec` running "
          "`/bin/true`. pyrun is started as `pip install` installs it: the compiled launcher (no `site`, sealed "
          "create/run/exec)." % rel, ""]
-    loads = sorted({d["load"] for d in (lat, prof, meth, scale, mem) if d})
-    L += ["Measured on %s, 2 CPUs, with other work on the machine (%s): the numbers are noisy, "
-          "the medians less so." % (", ".join(sorted({d["when"] for d in (lat, prof, meth, scale, mem) if d})),
-                                    "; ".join(loads)), ""]
+    done = [d for d in (lat, prof, meth, scale, mem) if d]
+    whens = sorted(d["when"] for d in done)
+    ones = sorted(float(d["load"].split()[2]) for d in done)
+    if done:
+        L += ["Measured %s to %s on 2 CPUs with other work on the machine (1-minute load average %.1f to %.1f "
+              "during the runs): the numbers are noisy, the medians and ratios less so." % (
+                  whens[0], whens[-1][11:], ones[0], ones[-1]), ""]
     if lat:
         s = lat["samples_ms"]
         fl = med(lat["floor_ms"])
