@@ -13,12 +13,12 @@ from runtime.errors import PyrunError
 BOOL, STR, INT, MULTI = "bool", "str", "int", "multi"
 
 GLOBAL_FLAGS = {
-    "root": (STR, None, "root directory for storage of container state (default /run/pyrun)"),
+    "root": (STR, None, "root directory for storage of container state (default /run/pyrun, rootless $XDG_RUNTIME_DIR/pyrun)"),
     "log": (STR, None, "set the log file to write pyrun logs to (default is stderr)"),
     "log-format": (STR, None, "set the log format ('text' (default), or 'json')"),
     "debug": (BOOL, None, "enable debug logging"),
     "systemd-cgroup": (BOOL, None, "enable systemd cgroup support (cgroup2 hosts; cgroupsPath slice:prefix:name)"),
-    "rootless": (STR, None, "ignore cgroup permission errors ('true', 'false', or 'auto')"),
+    "rootless": (STR, None, "ignore cgroup permission errors ('true', 'false', or 'auto' (default))"),
     "criu": (STR, None, "path to the criu binary (unused)"),
     "help": (BOOL, "h", "show help"),
     "version": (BOOL, "v", "print the version"),
@@ -152,9 +152,7 @@ class Context:
     """What every command gets: the global options, the log, and the state root."""
 
     def __init__(self, g: dict):
-        from runtime.state import default_root
-
-        self.root = os.path.abspath(g.get("root") or default_root())
+        self._root = os.path.abspath(g["root"]) if g.get("root") else None
         self.debug = bool(g.get("debug"))
         self.log_format = g.get("log-format") or "text"
         self.log_path = g.get("log")
@@ -166,6 +164,16 @@ class Context:
         if self.log_path:
             # containerd reads this file after any failure: it must exist even when we fail early.
             self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    @property
+    def root(self) -> str:
+        """The state root, resolved when a command needs it: rootless without XDG_RUNTIME_DIR there is no
+        default, and only the commands that keep state fail for it."""
+        if self._root is None:
+            from runtime.state import default_root
+
+            self._root = os.path.abspath(default_root())
+        return self._root
 
     def log(self, level: str, msg: str) -> None:
         if level == "debug" and not self.debug:

@@ -340,7 +340,7 @@ def cmd_events(ctx, opts, pos):
     import time
 
     from runtime import state as S
-    from runtime.lifecycle import Container
+    from runtime.lifecycle import Container, require_cgroup
 
     _args("events", pos, 1)
     import gc
@@ -348,9 +348,7 @@ def cmd_events(ctx, opts, pos):
     gc.enable()
     interval = _duration(opts.get("interval") or "5s")
     c = Container(ctx.root, pos[0], lock=False)
-    cg = c.cgroup()
-    if cg is None:
-        raise PyrunError("container %s has no cgroup" % pos[0])
+    cg = require_cgroup(c, "events")
 
     def emit(kind, data=None):
         ev = {"type": kind, "id": pos[0]}

@@ -84,9 +84,16 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
     if not os.path.isdir(cfg.root_path):
         raise PyrunError("rootfs (%s) does not exist" % cfg.root_path)
-    from runtime import network
+    from runtime import network, rootless
 
+    rootless.check_config(cfg)  # what cannot work without root, refused before anything exists
     net = network.plan(cfg)  # bad annotations / netDevices fail here, before anything exists
+    # Without root the parent cannot enter a netns the container's user namespace owns: the init does it.
+    lo_in_init = net.mode == "none" and not net.devices and rootless.unprivileged()
+    rootless_cgroups = rootless.rootless_cgroups(ctx.rootless)
+    if ctx.systemd_cgroup and rootless.unprivileged():
+        raise PyrunError("--systemd-cgroup: pyrun's systemd driver talks to the system manager, which needs root; "
+                         "rootless, use the cgroupfs driver in a delegated cgroup2 subtree")
     path = S.make_container_dir(ctx.root, cid)
     lock_fd = S.lock(path)
     record = {
@@ -106,20 +113,28 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
 
         cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid, systemd=ctx.systemd_cgroup,
                                       annotations=cfg.annotations)
-        cgroup.plan()
-        record["cgroup"] = cgroup.to_state()
-        # An existing cgroupsPath may hold others' processes: remembered before anything of ours can be in
-        # it, so that killing the container's processes never touches them (a pid alone could be recycled).
-        record["foreign"] = [[p, t] for p in cgroup.pids() for t in (S.proc_start_time(p),) if t is not None]
+        if rootless_cgroups:
+            cgroup = rootless.usable_cgroup(cgroup, cfg, ctx.warn)  # None: the container goes without
+            record["rootless"] = True
+        if cgroup is not None:
+            cgroup.plan()
+            record["cgroup"] = cgroup.to_state()
+            if cgroup.rootless:
+                record["cgroup"]["rootless"] = True
+            # An existing cgroupsPath may hold others' processes: remembered before anything of ours can be
+            # in it, so that killing the container's processes never touches them (a pid alone could be
+            # recycled).
+            record["foreign"] = [[p, t] for p in cgroup.pids() for t in (S.proc_start_time(p),) if t is not None]
         S.save(path, record, durable=False)  # from here on, delete --force cleans up after a killed pyrun
-        cgroup.create()
-        if cgroup.frozen_anywhere():  # the init would stop half-way through its set-up, create wait forever
-            raise PyrunError("container's cgroup unexpectedly frozen (cgroupsPath %s)" % cfg.linux.cgroups_path)
-        if record["foreign"]:
-            ctx.warn("container's cgroup is not empty: %d process(es) found" % len(record["foreign"]))
-        cgroup.apply(cfg.linux.resources)
-        if ctx.debug:
-            ctx.log_debug("create %s: cgroup %s made, resources applied" % (cid, cfg.linux.cgroups_path or cid))
+        if cgroup is not None:
+            cgroup.create()
+            if cgroup.frozen_anywhere():  # the init would stop half-way through its set-up, create wait forever
+                raise PyrunError("container's cgroup unexpectedly frozen (cgroupsPath %s)" % cfg.linux.cgroups_path)
+            if record["foreign"]:
+                ctx.warn("container's cgroup is not empty: %d process(es) found" % len(record["foreign"]))
+            cgroup.apply(cfg.linux.resources)
+            if ctx.debug:
+                ctx.log_debug("create %s: cgroup %s made, resources applied" % (cid, cfg.linux.cgroups_path or cid))
         c = Container.__new__(Container)
         c.id, c.dir, c.lock_fd, c.record = cid, path, lock_fd, record
         from runtime.init import InitOptions, spawn
@@ -132,6 +147,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         opts = InitOptions(path, preserve_fds, no_pivot, console_socket, c.hook_state, ctx.warn, c.console)
         opts.keyring = None if no_new_keyring else "_ses." + cid
         opts.debug = ctx.log_debug if ctx.debug else None
+        opts.loopback = lo_in_init
         c.stdio = None
         if foreground and not cfg.process.terminal:
             from runtime.stdio import Pipes
@@ -148,7 +164,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         record["init_start"] = S.proc_start_time(pid)
         if cfg.linux.namespace("pid") is not None:
             record["pidns"] = _pid_ns(pid)
-        if net.needs_setup:  # the init waits on the exec fifo: eth0 is ready before the user process runs
+        if net.needs_setup and not lo_in_init:  # the init waits on the exec fifo: eth0 is ready before the user process runs
             netrec = network.record_for(net, ctx.root, cid)
             if netrec:
                 record["network"] = netrec
@@ -569,21 +585,21 @@ def pause(ctx, cid: str) -> None:
     status = c.status
     if status not in ("running", "created"):
         raise PyrunError("container not running" if status != "paused" else "container already paused")
-    _require_cgroup(c).freeze()
+    require_cgroup(c, "pause").freeze()
 
 
 def resume(ctx, cid: str) -> None:
     c = Container(ctx.root, cid)
     if c.status != "paused":
         raise PyrunError("container not paused")
-    _require_cgroup(c).thaw()
+    require_cgroup(c, "resume").thaw()
 
 
 def update(ctx, cid: str, resources: dict) -> None:
     c = Container(ctx.root, cid)
     if c.status == "stopped":
         raise PyrunError("container not running")
-    _require_cgroup(c).update(resources)
+    require_cgroup(c, "update").update(resources)
 
 
 def processes(ctx, cid: str) -> list[int]:
@@ -594,8 +610,11 @@ def processes(ctx, cid: str) -> list[int]:
     return cg.pids()
 
 
-def _require_cgroup(c: Container):
+def require_cgroup(c: Container, what: str):
     cg = c.cgroup()
     if cg is None:
+        if c.record.get("rootless"):
+            raise PyrunError("%s: container %s has no cgroup: it runs rootless and could not be given one (a "
+                             "delegated cgroup2 subtree, writable by the user, is needed)" % (what, c.id))
         raise PyrunError("container %s has no cgroup" % c.id)
     return cg

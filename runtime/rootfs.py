@@ -196,8 +196,12 @@ class RootfsBuilder:
                         mnt = -1
                     # A user namespace without its own net (sysfs) or ipc (mqueue) namespace may not
                     # mount a fresh instance: bind the host's, as runc does.
-                    mnt = mountfd.bind("/sys" if typ == "sysfs" else "/dev/mqueue", target, True,
-                                       Attrs(flags), o.recursive, True)
+                    host, ns = ("/sys", "a network") if typ == "sysfs" else ("/dev/mqueue", "an ipc")
+                    if not os.path.isdir(host):
+                        raise PyrunError("mounting %s on %s: a user namespace without %s namespace of its own "
+                                         "cannot mount %s, and the host has no %s to bind instead (give the "
+                                         "container %s namespace)" % (typ, m.destination, ns, typ, host, ns))
+                    mnt = mountfd.bind(host, target, True, Attrs(flags), o.recursive, True)
             for p in o.propagation:
                 mountfd.set_propagation(mnt, p)
             if late_ro:

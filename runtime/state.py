@@ -20,11 +20,20 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def default_root() -> str:
-    """A fixed default matters: podman's `state` and cleanup `delete` never pass --root."""
+    """A fixed default matters: podman's `state` and cleanup `delete` never pass --root. As runc: root
+    uses /run/pyrun; a user $XDG_RUNTIME_DIR/pyrun, and so does root inside a user namespace unless $USER
+    is root (rootless podman runs its runtime so); without XDG_RUNTIME_DIR a user has no default."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
     if os.geteuid() == 0:
-        return "/run/pyrun"
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/run/user/%d" % os.geteuid()
-    return os.path.join(base, "pyrun")
+        if not xdg or os.environ.get("USER") == "root":
+            return "/run/pyrun"
+        from runtime.rootless import in_user_namespace
+
+        return os.path.join(xdg, "pyrun") if in_user_namespace() else "/run/pyrun"
+    if not xdg:
+        raise PyrunError("no state root: pyrun runs without root (uid %d) and XDG_RUNTIME_DIR is not set; give "
+                         "--root DIR (a directory of the user's own)" % os.geteuid())
+    return os.path.join(xdg, "pyrun")
 
 
 def check_id(cid: str) -> None:

@@ -26,6 +26,10 @@ class Cgroup:
     """Base of V1Cgroup / V2Cgroup; construct through for_container or from_state."""
 
     version = 0
+    # A rootless container's (runtime/rootless.py): device rules that cannot be applied are left out, as
+    # runc's rootless manager does, since no unprivileged process may load a device program or write the
+    # v1 devices files (in a user namespace devices are the host's nodes, bound, at the host's permissions).
+    rootless = False
 
     def __init__(self):
         self.created: list = []  # directories create() made, parents first
@@ -95,6 +99,7 @@ class Cgroup:
         else:
             raise PyrunError("container state: unknown cgroup record %r" % (d,))
         cg.created = list(d.get("created") or ())
+        cg.rootless = bool(d.get("rootless"))
         return cg
 
     def plan(self) -> None:
@@ -115,6 +120,21 @@ class Cgroup:
     def _leaves(self) -> list:
         """(directory, mount point) of each hierarchy's container cgroup."""
         raise NotImplementedError
+
+    def not_writable(self):
+        """For a runtime without root: the first directory, or cgroup.procs, that keeps it from making this
+        cgroup and moving a process in (the existing level a leaf would be made in, whose cgroup.procs a
+        migration from the caller's own cgroup below it needs); None when the user may do it all."""
+        import os
+
+        for leaf, mountpoint in self._leaves():
+            d = leaf
+            while not os.path.isdir(d) and d.startswith(mountpoint.rstrip("/") + "/"):
+                d = os.path.dirname(d)
+            for path in (d, d + "/cgroup.procs"):
+                if not os.access(path, os.W_OK):
+                    return path
+        return None
 
     def open_entry(self) -> "Entry":
         """Parent side, before the clone: what the child needs to put itself in this cgroup."""

@@ -156,7 +156,11 @@ class V1Cgroup(Cgroup):
         cpu = r.get("cpu") or {}
         self._cpuset(cpu)
         if devices:
-            self._devices(r.get("devices") or [])
+            try:
+                self._devices(r.get("devices") or [])
+            except PyrunError:
+                if not self.rootless:  # rootless: as runc, the rules are left out where they cannot be written
+                    raise
         self._memory(r.get("memory") or {})
         self._cpu(cpu)
         self._pids(r.get("pids") or {})

@@ -85,7 +85,11 @@ class V2Cgroup(Cgroup):
         if devices:
             from runtime.cgroups import devices as D
 
-            D.apply(self.path, r.get("devices"))
+            try:
+                D.apply(self.path, r.get("devices"))
+            except PyrunError:
+                if not self.rootless:  # rootless: as runc, the rules are left out where they cannot be loaded
+                    raise
         cpu = r.get("cpu") or {}
         self._cpuset(cpu)
         self._memory(r.get("memory") or {})

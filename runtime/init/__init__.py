@@ -33,6 +33,7 @@ class InitOptions:
     debug = None  # callable(msg) writing a debug log line, when --debug
     keyring = None  # the session keyring's name ("_ses.<id>", as runc), None for --no-new-keyring
     stdio = None  # (stdin, stdout, stderr) fds the child dup2()s onto 0, 1, 2; None: pyrun's own
+    loopback = False  # `lo` up from inside (rootless: the parent cannot setns into a netns the init's user ns owns)
 
     def __init__(self, state_dir: str, preserve_fds: int = 0, no_pivot: bool = False, console_socket=None,
                  hook_state=None, warn=None, console=None):
@@ -276,7 +277,8 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     host_pid = int(chan.expect("go"))
     _preload(cfg)
     caps.last_cap()  # read (and kept) now: after pivot_root /proc may be the image's own files
-    in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths)
+    # Also when pyrun itself runs in a user namespace (rootless podman's): no device node can be made there.
+    in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths) or _in_user_namespace()
     # Before taking the user namespace's root: from then on the init's /proc files belong to the host's
     # root, out of its reach (timens_offsets), as is the 0700 state directory.
     unshare_late(plan, cfg)
@@ -287,6 +289,10 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         become_root_in_userns(cfg)
     if opts.keyring:
         _join_session_keyring(opts.keyring)
+    if opts.loopback:
+        from runtime.network import loopback_up_here
+
+        loopback_up_here()
     setgroups_ok = not plan.new_user or _setgroups_allowed()
     # Without a mount namespace of its own the container is set up in the runtime's, as runc does (its
     # mounts stay there, under the rootfs), and chroots instead of pivoting.
@@ -438,6 +444,12 @@ def _preload(cfg) -> None:
         import subprocess  # noqa: F401
     if cfg.linux.seccomp is not None:
         import runtime.seccomp  # noqa: F401
+
+
+def _in_user_namespace() -> bool:
+    from runtime.rootless import in_user_namespace
+
+    return in_user_namespace()
 
 
 def _setgroups_allowed() -> bool:

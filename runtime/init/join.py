@@ -16,7 +16,7 @@ import os
 
 from runtime import linux as L
 from runtime.errors import PyrunError
-from runtime.init.namespaces import _JOIN_ORDER, join
+from runtime.init.namespaces import join, sort_joins
 from runtime.init.sync import Channel, ChannelClosed, ChildError
 
 
@@ -25,7 +25,7 @@ def namespace_paths(cfg, init_pid: int) -> list[tuple[str, str]]:
     out = []
     for ns in cfg.linux.namespaces:
         out.append((ns.type, ns.path or "/proc/%d/ns/%s" % (init_pid, L.NAMESPACES[ns.type][1])))
-    out.sort(key=lambda t: _JOIN_ORDER.index(t[0]))
+    sort_joins(out)
     return out
 
 
@@ -42,6 +42,8 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
         for _, fd in fds:
             os.close(fd)
         raise PyrunError("container is not running: opening its namespaces: %s" % e.strerror) from None
+    # Read on the host side, before any join: whether this user namespace lets the process set groups.
+    setgroups_ok = _setgroups_allowed(init_pid)
     parent, child = Channel.pair()
     agent = None
     if cfg.linux.seccomp is not None:
@@ -73,7 +75,7 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
             if agent is not None:
                 keep.append(agent.keep())
             close_fds_except(keep)
-            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent, debug is not None)
+            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent, debug is not None, setgroups_ok)
         except BaseException as e:
             try:
                 child.send("error", _text(e))
@@ -141,6 +143,14 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
             pass
 
 
+def _setgroups_allowed(init_pid: int) -> bool:
+    try:
+        with open("/proc/%d/setgroups" % init_pid) as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
 def _text(e: BaseException) -> str:
     if isinstance(e, OSError) and len(e.args) >= 2:
         return str(e.args[1])
@@ -148,7 +158,7 @@ def _text(e: BaseException) -> str:
 
 
 def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, warn, agent=None,
-                  debug=False) -> None:
+                  debug=False, setgroups_ok=True) -> None:
     # Not dumpable before touching the container: a process inside must not ptrace or read our memory
     # (and the host fds we hold) through /proc while we are half-way in.
     L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -190,5 +200,5 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     if debug:
         chan.send("debug", "taking the process's identity %d:%d, capabilities%s; exec %s"
                   % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
-    P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn,
+    P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn, userns_setgroups=setgroups_ok,
                         listener=agent.child_handoff(chan) if agent is not None else None)

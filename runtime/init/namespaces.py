@@ -24,7 +24,7 @@ class NamespacePlan:
                 self.join_paths.append((ns.type, ns.path))
             else:
                 self.new.add(ns.type)
-        self.join_paths.sort(key=lambda t: _JOIN_ORDER.index(t[0]))
+        sort_joins(self.join_paths)
         flags = 0
         for t in self.new:
             flags |= linux.NAMESPACES[t][0]
@@ -47,6 +47,13 @@ class NamespacePlan:
         return fds
 
 
+def sort_joins(paths: list) -> None:
+    """(type, ...) pairs into joining order. Without root, the user namespace first: the others belong to
+    it, and only there does the caller hold the capabilities setns needs."""
+    order = _JOIN_ORDER if os.geteuid() == 0 else ("user",) + _JOIN_ORDER[:-1]
+    paths.sort(key=lambda t: order.index(t[0]))
+
+
 def join(fds: list[tuple[str, int]]) -> None:
     """Child half: setns into each given namespace; errors name the namespace."""
     for t, fd in fds:
@@ -60,10 +67,49 @@ def join(fds: list[tuple[str, int]]) -> None:
 # --- user namespace: parent half ---------------------------------------------------------------------
 
 def write_id_maps(pid: int, cfg) -> None:
-    """Each map can be written once, by a process with the right privileges in the parent namespace."""
+    """Each map can be written once, by a process with the right privileges in the parent namespace.
+    Without root (as runc): the caller's own id alone is written directly, and for gids only once
+    /proc/PID/setgroups says "deny" (the kernel's condition, so that dropping groups cannot be undone);
+    anything larger goes through the setuid helpers newuidmap/newgidmap, which map what /etc/subuid and
+    /etc/subgid grant the user (setgroups then stays allowed)."""
     lx = cfg.linux
-    _write("/proc/%d/uid_map" % pid, "".join(m.line() for m in lx.uid_mappings))
-    _write("/proc/%d/gid_map" % pid, "".join(m.line() for m in lx.gid_mappings))
+    uid_text = "".join(m.line() for m in lx.uid_mappings)
+    gid_text = "".join(m.line() for m in lx.gid_mappings)
+    if os.geteuid() == 0:
+        _write("/proc/%d/uid_map" % pid, uid_text)
+        _write("/proc/%d/gid_map" % pid, gid_text)
+        return
+    from runtime.rootless import own_id_only
+
+    if own_id_only(lx.uid_mappings, os.geteuid()):
+        _write("/proc/%d/uid_map" % pid, uid_text)
+    else:
+        _map_with_helper("uid", pid, lx.uid_mappings)
+    if own_id_only(lx.gid_mappings, os.getegid()):
+        _write("/proc/%d/setgroups" % pid, "deny")
+        _write("/proc/%d/gid_map" % pid, gid_text)
+    else:
+        _map_with_helper("gid", pid, lx.gid_mappings)
+
+
+def _map_with_helper(kind: str, pid: int, mappings) -> None:
+    import subprocess
+
+    from runtime.rootless import helper
+
+    tool = helper(kind)
+    if tool is None:
+        raise ConfigError("linux.%sMappings: mapping more than the caller's own %s needs new%smap (Debian package "
+                          "uidmap), not found in PATH" % (kind, kind, kind))
+    argv = [tool, str(pid)] + [str(n) for m in mappings for n in (m.container_id, m.host_id, m.size)]
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError as e:
+        raise ConfigError("linux.%sMappings: running %s: %s" % (kind, tool, e.strerror)) from None
+    if p.returncode != 0:
+        said = p.stdout.decode(errors="replace").strip().replace("\n", "; ") or "exit status %d" % p.returncode
+        raise ConfigError("linux.%sMappings: %s refused the mapping (what /etc/sub%s grants this user): %s"
+                          % (kind, os.path.basename(tool), kind, said))
 
 
 def _write(path: str, text: str) -> None:

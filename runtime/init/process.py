@@ -72,7 +72,8 @@ def set_oom_score_adj(value) -> None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(value))
     except OSError as e:
-        raise PyrunError("setting oom_score_adj to %s: %s" % (value, e.strerror)) from None
+        hint = " (lowering it needs CAP_SYS_RESOURCE, which a rootless container lacks)" if e.errno == 13 else ""
+        raise PyrunError("process.oomScoreAdj: setting oom_score_adj to %s: %s%s" % (value, e.strerror, hint)) from None
 
 
 def drop_bounding(bounding: int) -> None:
@@ -87,6 +88,11 @@ def switch_user(user, in_new_userns_without_setgroups: bool = False) -> None:
     L.prctl(L.PR_SET_KEEPCAPS, 1)
     if not in_new_userns_without_setgroups:
         os.setgroups(user.additional_gids)
+    elif user.additional_gids:
+        # A user namespace whose setgroups is "deny" (a rootless single-gid mapping): the groups cannot be
+        # set, and running without them would hand the process other rights than asked for.
+        raise PyrunError("process.user.additionalGids: setgroups is denied in the container's user namespace "
+                         "(only one gid is mapped); map a gid range through newgidmap to set groups")
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
     L.prctl(L.PR_SET_KEEPCAPS, 0)

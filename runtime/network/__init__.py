@@ -244,6 +244,18 @@ def loopback_up(netns: int) -> None:
         s.close()
 
 
+def loopback_up_here() -> None:
+    """`lo` up in this process's own netns (the init of a rootless container, root of the user namespace
+    that owns it)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        set_up(s, "lo")
+    except OSError as e:
+        raise PyrunError("network setup: lo up: %s" % (e.strerror or e)) from None
+    finally:
+        s.close()
+
+
 def socket_in(netns: int, family: int, kind: int, proto: int = 0) -> socket.socket:
     return in_netns(netns, lambda: socket.socket(family, kind | socket.SOCK_CLOEXEC, proto))
 
