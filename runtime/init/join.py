@@ -94,7 +94,15 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
     pid = 0
     try:
         if cgroup is not None and entry is None:
-            cgroup.add(first)
+            try:
+                cgroup.add(first)
+            except PyrunError as e:
+                # Rootless, a caller outside the delegated subtree may not move a process in (cgroup2 wants
+                # write access to the common ancestor): as runc, the process runs where the caller is.
+                if not cgroup.rootless:
+                    raise
+                if warn is not None:
+                    warn("%s: the exec'd process stays in the caller's cgroup (rootless)" % e)
         parent.send("go")
         while True:
             try:

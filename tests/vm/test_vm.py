@@ -92,3 +92,9 @@ def test_pure_cgroup2_in_vm():
 def test_systemd_host_in_vm():
     res = _pytest_in_vm(["tests/vm/guest/test_systemd.py"], "systemd", timeout=300)
     assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
+
+
+def test_rootless_user_session_in_vm():
+    """A real user's systemd session with a delegated cgroup2 subtree: limits applied rootless."""
+    res = _pytest_in_vm(["tests/vm/guest/test_rootless.py"], "systemd", timeout=300)
+    assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
