@@ -357,6 +357,10 @@ case("spec-default", "spec: the default config.json (ociVersion and the runtime'
 case("spec-rootless", "spec --rootless", setup=mkfiles(specdir__keep=""),
      steps=[("spec", "--rootless", "--bundle", "{dir}/specdir"), ("@json", "specdir/config.json")],
      expect=r"uidMappings")
+case("rootless-true-as-root", "--rootless true as root: the container runs (cgroups handled rootless)",
+     probe=["true"], steps=[("--rootless", "true", *RUN)], expect=r"-> 0")
+case("rootless-bad-value", "--rootless with a value neither a boolean nor auto fails", probe=["true"],
+     steps=[("--rootless", "maybe", *RUN)], expect=r"-> 1")
 
 # -- pause / resume ------------------------------------------------------------------------------------
 case("pause-resume", "pause then resume: state paused, then running", probe=["sleep", "30"],
