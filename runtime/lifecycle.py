@@ -88,8 +88,9 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
 
     rootless.check_config(cfg)  # what cannot work without root, refused before anything exists
     net = network.plan(cfg)  # bad annotations / netDevices fail here, before anything exists
-    # Without root the parent cannot enter a netns the container's user namespace owns: the init does it.
-    lo_in_init = net.mode == "none" and not net.devices and rootless.unprivileged()
+    # Without root the parent cannot enter a netns the container's user namespace owns, nor, as root of a
+    # user namespace (rootless podman's), come back to the host's: the init brings lo up itself.
+    lo_in_init = net.mode == "none" and not net.devices and (rootless.unprivileged() or rootless.in_user_namespace())
     rootless_cgroups = rootless.rootless_cgroups(ctx.rootless)
     if ctx.systemd_cgroup and rootless.unprivileged():
         raise PyrunError("--systemd-cgroup: pyrun's systemd driver talks to the system manager, which needs root; "
