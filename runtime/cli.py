@@ -13,7 +13,8 @@ from runtime.errors import PyrunError
 BOOL, STR, INT, MULTI = "bool", "str", "int", "multi"
 
 GLOBAL_FLAGS = {
-    "root": (STR, None, "root directory for storage of container state (default /run/pyrun, rootless $XDG_RUNTIME_DIR/pyrun)"),
+    "root": (STR, None, "root directory for storage of container state (default /run/pyrun; rootless: "
+                        "$XDG_RUNTIME_DIR/pyrun)"),
     "log": (STR, None, "set the log file to write pyrun logs to (default is stderr)"),
     "log-format": (STR, None, "set the log format ('text' (default), or 'json')"),
     "debug": (BOOL, None, "enable debug logging"),

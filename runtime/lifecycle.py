@@ -165,7 +165,8 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         record["init_start"] = S.proc_start_time(pid)
         if cfg.linux.namespace("pid") is not None:
             record["pidns"] = _pid_ns(pid)
-        if net.needs_setup and not lo_in_init:  # the init waits on the exec fifo: eth0 is ready before the user process runs
+        # the init waits on the exec fifo: eth0 is ready before the user process runs
+        if net.needs_setup and not lo_in_init:
             netrec = network.record_for(net, ctx.root, cid)
             if netrec:
                 record["network"] = netrec
