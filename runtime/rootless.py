@@ -80,6 +80,11 @@ def check_config(cfg) -> None:
                                       "needed (the caller's own %s to 0, as pyrun spec --rootless writes)"
                                       % (name, name, name))
             _check_mount_ids(cfg)
+        for i, m in enumerate(cfg.mounts):
+            if m.uid_mappings or m.gid_mappings or "idmap" in m.options or "ridmap" in m.options:
+                raise ConfigError("mounts[%d] (%s): id-mapped mounts need root (CAP_SYS_ADMIN over the source's "
+                                  "filesystem in the host's user namespace); pyrun runs rootless here"
+                                  % (i, m.destination))
             for name, maps, own in (("uid", lx.uid_mappings, os.geteuid()), ("gid", lx.gid_mappings, os.getegid())):
                 if not own_id_only(maps, own) and helper(name) is None:
                     raise ConfigError("linux.%sMappings: pyrun runs without root: mapping more than the caller's "

@@ -182,6 +182,10 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
 def _mount_sources(cfg, plan: NamespacePlan) -> list:
     """The mounts whose sources the runtime opens for the init (runtime/mountsrc.py), checked; imported
     only for configs that have any."""
+    if os.geteuid() != 0:
+        # Rootless, the runtime is the very user the container's root maps to: it reaches no source the
+        # init cannot (the init opens them itself), and id-mapped mounts are refused at create.
+        return []
     in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths)
     if not any(m.uid_mappings or m.gid_mappings or "idmap" in m.options or "ridmap" in m.options
                or (in_userns and (m.type == "bind" or "bind" in m.options or "rbind" in m.options))

@@ -264,6 +264,9 @@ REFUSED = {
     "rootless-false": (None, ("--rootless", "false"), {}, "Permission denied"),
     "rootless-bad-value": (None, ("--rootless", "maybe"), {}, "--rootless: invalid value 'maybe'"),
     "no-xdg-runtime-dir": (None, (), {"XDG_RUNTIME_DIR": None}, "XDG_RUNTIME_DIR is not set; give --root"),
+    "idmapped-mount": (lambda c: c["mounts"].append({
+        "destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}), (), {},
+        "mounts[%d] (/mnt): id-mapped mounts need root"),
     "ranges-without-newuidmap": (lambda c: None, (), {"PATH": "/nonexistent"},
                                  "needs newuidmap (Debian package uidmap), not found in PATH"),
 }
@@ -279,6 +282,8 @@ def test_what_cannot_work_rootless_is_refused_clearly(fresh, case):
     elif mutate is not None:
         mutate(b.config)
     b.write()
+    if "%d" in expected:
+        expected = expected % (len(b.config["mounts"]) - 1)
     p = fresh.pyrun(*flags, "run", "-b", b.path, cid(), env=fresh.env(**env))
     assert p.returncode != 0, p.out
     err = _errors(p.err)
