@@ -12,12 +12,13 @@ Two notions, as in runc:
   process may load a device program or write the v1 devices files; in a user namespace devices are the
   host's nodes, bound, with the host's permissions).
 
-Imported by create only, and only os here."""
+Imported by create only; os and runtime.state (loaded by every command anyway) only."""
 from __future__ import annotations
 
 import os
 
 from runtime.errors import ConfigError, PyrunError
+from runtime.state import in_user_namespace
 
 # Go's strconv.ParseBool, which runc uses for --rootless (besides "auto")
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
@@ -26,16 +27,6 @@ _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 def unprivileged() -> bool:
     return os.geteuid() != 0
-
-
-def in_user_namespace() -> bool:
-    """As runc's RunningInUserNS: the initial user namespace maps every id, any other does not."""
-    try:
-        with open("/proc/self/uid_map") as f:
-            text = f.read()
-    except OSError:
-        return False
-    return text.split() != ["0", "0", "4294967295"]
 
 
 def parse_flag(value) -> bool | None:

@@ -27,13 +27,21 @@ def default_root() -> str:
     if os.geteuid() == 0:
         if not xdg or os.environ.get("USER") == "root":
             return "/run/pyrun"
-        from runtime.rootless import in_user_namespace
-
         return os.path.join(xdg, "pyrun") if in_user_namespace() else "/run/pyrun"
     if not xdg:
         raise PyrunError("no state root: pyrun runs without root (uid %d) and XDG_RUNTIME_DIR is not set; give "
                          "--root DIR (a directory of the user's own)" % os.geteuid())
     return os.path.join(xdg, "pyrun")
+
+
+def in_user_namespace() -> bool:
+    """As runc's RunningInUserNS: the initial user namespace maps every id, any other does not."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return text.split() != ["0", "0", "4294967295"]
 
 
 def check_id(cid: str) -> None:

@@ -26,7 +26,7 @@ from runtime import linux as L
 from runtime.errors import PyrunError
 from runtime.init.namespaces import NamespacePlan, join, unshare_late, write_id_maps, become_root_in_userns
 from runtime.init.sync import Channel, ChannelClosed, ChildError
-from runtime.state import EXEC_FIFO as S_EXEC_FIFO
+from runtime.state import EXEC_FIFO as S_EXEC_FIFO, in_user_namespace
 
 
 class InitOptions:
@@ -282,7 +282,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     _preload(cfg)
     caps.last_cap()  # read (and kept) now: after pivot_root /proc may be the image's own files
     # Also when pyrun itself runs in a user namespace (rootless podman's): no device node can be made there.
-    in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths) or _in_user_namespace()
+    in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths) or in_user_namespace()
     # Before taking the user namespace's root: from then on the init's /proc files belong to the host's
     # root, out of its reach (timens_offsets), as is the 0700 state directory.
     unshare_late(plan, cfg)
@@ -448,12 +448,6 @@ def _preload(cfg) -> None:
         import subprocess  # noqa: F401
     if cfg.linux.seccomp is not None:
         import runtime.seccomp  # noqa: F401
-
-
-def _in_user_namespace() -> bool:
-    from runtime.rootless import in_user_namespace
-
-    return in_user_namespace()
 
 
 def _setgroups_allowed() -> bool:

@@ -36,7 +36,7 @@ CREATE = LIGHT | {"_cffi_backend", "runtime.linux", "runtime.linux._native", "ru
                   "runtime.init.process", "runtime.init.sched", "_struct", "struct", "_socket", "runtime.network",
                   "runtime.cgroups", "runtime.cgroups.mounts", "runtime.cgroups._fs", "runtime.cgroups.convert",
                   "runtime.cgroups.v1", "runtime.cgroups.v2", "errno", "runtime.stdio", "select", "runtime.inroot",
-                  "runtime.mountfd", "runtime.rootfs", "resource"}
+                  "runtime.mountfd", "runtime.rootfs", "resource", "runtime.rootless"}
 
 
 @pytest.fixture(scope="module")
