@@ -1102,3 +1102,5 @@ case("restore-no-criu", "restore where CRIU cannot work: exit 1, no container", 
      files={"descriptors.json": ["/dev/null", "/dev/null", "/dev/null"]},  # runc reads it before CRIU runs
      steps=[("restore", "-d", "--bundle", "{bundle}", "--image-path", "{dir}", "--pid-file", "{dir}/pid", "{id}"),
             STATE, ("@exists", "pid")], expect=r"restore .* -> 1\n\n\$ state .* -> 1\n\n\$ @exists pid -> 0\nno")
+case("init-session-leader", "the container's init leads its own session and process group (pid 1, 1, 1)",
+     probe="set -- $(cat /proc/$$/stat); echo pid=$1 pgrp=$5 session=$6", expect="pid=1 pgrp=1 session=1")
