@@ -20,7 +20,7 @@ GLOBAL_FLAGS = {
     "debug": (BOOL, None, "enable debug logging"),
     "systemd-cgroup": (BOOL, None, "enable systemd cgroup support (cgroup2 hosts; cgroupsPath slice:prefix:name)"),
     "rootless": (STR, None, "ignore cgroup permission errors ('true', 'false', or 'auto' (default))"),
-    "criu": (STR, None, "path to the criu binary (unused)"),
+    "criu": (STR, None, "path to the criu binary used by checkpoint and restore (default: criu)"),
     "help": (BOOL, "h", "show help"),
     "version": (BOOL, "v", "print the version"),
 }
@@ -94,6 +94,44 @@ COMMANDS = {
               "rootless": (BOOL, None, "generate a configuration for a rootless container")},
              [], "create a new specification file"),
     "features": ({}, [], "show the enabled features"),
+    # runc's flags, checked as runc checks them; the CRIU work itself is refused (runtime/checkpoint.py)
+    "checkpoint": ({
+        "image-path": (STR, None, "path for saving criu image files"),
+        "work-path": (STR, None, "path for saving work files and logs"),
+        "parent-path": (STR, None, "path for previous criu image files in pre-dump"),
+        "leave-running": (BOOL, None, "leave the process running after checkpointing"),
+        "tcp-established": (BOOL, None, "allow open tcp connections"),
+        "ext-unix-sk": (BOOL, None, "allow external unix sockets"),
+        "shell-job": (BOOL, None, "allow shell jobs"),
+        "lazy-pages": (BOOL, None, "use userfaultfd to lazily restore memory pages"),
+        "status-fd": (INT, None, "criu writes \\0 to this FD once lazy-pages is ready"),
+        "page-server": (STR, None, "ADDRESS:PORT of the page server"),
+        "file-locks": (BOOL, None, "handle file locks, for safety"),
+        "pre-dump": (BOOL, None, "dump container's memory information only, leave the container running after this"),
+        "manage-cgroups-mode": (STR, None, "cgroups mode: 'soft' (default), 'full' and 'strict'"),
+        "empty-ns": (STR, None, "create a namespace, but don't restore its properties"),
+        "auto-dedup": (BOOL, None, "enable auto deduplication of memory images"),
+    }, ["container-id"], "checkpoint a running container"),
+    "restore": ({
+        "console-socket": (STR, None, "path to an AF_UNIX socket which will receive the pty master fd"),
+        "image-path": (STR, None, "path to criu image files for restoring"),
+        "work-path": (STR, None, "path for saving work files and logs"),
+        "tcp-established": (BOOL, None, "allow open tcp connections"),
+        "ext-unix-sk": (BOOL, None, "allow external unix sockets"),
+        "shell-job": (BOOL, None, "allow shell jobs"),
+        "file-locks": (BOOL, None, "handle file locks, for safety"),
+        "manage-cgroups-mode": (STR, None, "cgroups mode: 'soft' (default), 'full' and 'strict'"),
+        "bundle": (STR, "b", "path to the root of the bundle directory"),
+        "detach": (BOOL, "d", "detach from the container's process"),
+        "pid-file": (STR, None, "specify the file to write the process id to"),
+        "no-subreaper": (BOOL, None, "disable the use of the subreaper used to reap reparented processes"),
+        "no-pivot": (BOOL, None, "do not use pivot root to jail process inside rootfs"),
+        "empty-ns": (STR, None, "create a namespace, but don't restore its properties"),
+        "auto-dedup": (BOOL, None, "enable auto deduplication of memory images"),
+        "lazy-pages": (BOOL, None, "use userfaultfd to lazily restore memory pages"),
+        "lsm-profile": (STR, None, "Specify an LSM profile to be used during restore in the form of TYPE:NAME"),
+        "lsm-mount-context": (STR, None, "Specify an LSM mount context to be used during restore"),
+    }, ["container-id"], "restore a container from a previous checkpoint"),
 }
 
 
@@ -159,6 +197,7 @@ class Context:
         self.log_path = g.get("log")
         self.systemd_cgroup = bool(g.get("systemd-cgroup"))
         self.rootless = g.get("rootless")
+        self.criu = g.get("criu") or "criu"
         self._log_fd = None
         if self.log_format not in ("text", "json"):
             raise UsageError("invalid log-format: %s" % self.log_format)

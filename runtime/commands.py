@@ -390,3 +390,17 @@ def _duration(text: str) -> float:
                 raise PyrunError("duration interval must be greater than 0")
             return value
     raise PyrunError("invalid --interval %r (use e.g. 5s, 500ms)" % text)
+
+
+def cmd_checkpoint(ctx, opts, pos):
+    from runtime import checkpoint
+
+    _args("checkpoint", pos, 1)
+    checkpoint.checkpoint(ctx, pos[0], opts)
+
+
+def cmd_restore(ctx, opts, pos):
+    from runtime import checkpoint
+
+    _args("restore", pos, 1)
+    checkpoint.restore(ctx, pos[0], _bundle(opts), opts)

@@ -338,6 +338,10 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         from runtime.console import attach_pty
 
         attach_pty(opts.console, cfg.process.console_size, dev_console=True)
+    else:
+        # A session of its own, as runc's init (nsexec) has: the caller's session lies outside the pid
+        # namespace, and CRIU refuses to dump a tree whose session leader it cannot see.
+        os.setsid()
     if cfg.hostname is not None:
         L.sethostname(cfg.hostname)
     if cfg.domainname is not None:

@@ -1083,3 +1083,28 @@ case("hook-failing-poststart", "a failing poststart hook is an error and the con
              "hook, the container is killed and stays stopped until delete",
      pyrun_expect=r"^\$ create .* -> 0\n\n\$ start <ID> -> 1\n\nstderr: .*error running poststart hook /bin/sh: "
                   r"exit status 3[^\n]*\n\$ state <ID> -> 0\n.*status=stopped")
+
+# ======================================================================================================
+# Checkpoint / restore (CRIU). On this machine CRIU cannot start (kernel 6.18 vs CRIU 3.17.1: "vdso:
+# Unexpected rt vDSO area bounds"): runc's dump and restore fail, and pyrun refuses; both leave the
+# container as it was. tests/integration/test_checkpoint.py checks the reasons.
+CKPT = ("checkpoint", "--image-path", "{dir}/img", "--work-path", "{dir}/work")
+case("checkpoint-running", "checkpoint of a running container where CRIU cannot work: exit 1, still running",
+     probe=["sleep", "30"], steps=[*RUNNING, (*CKPT, "--leave-running", "{id}"), (*CKPT, "{id}"), STATE, DELETE_F],
+     expect=r"checkpoint .* -> 1\n\n\$ checkpoint .* -> 1\n\n\$ state .* -> 0\n.*status=running")
+case("checkpoint-created", "checkpoint of a created container is refused", probe=["true"],
+     steps=[CREATE, (*CKPT, "{id}"), STATE, DELETE], expect=r"checkpoint .* -> 1\n\n\$ state .* -> 0\n.*status=created")
+case("checkpoint-missing", "checkpoint of a container that does not exist", steps=[(*CKPT, "{id}")],
+     expect=r"checkpoint .* -> 1")
+case("checkpoint-cgroups-mode", "checkpoint --manage-cgroups-mode with an unknown mode", probe=["sleep", "30"],
+     steps=[*RUNNING, (*CKPT, "--manage-cgroups-mode", "bogus", "{id}"), STATE, DELETE_F],
+     expect=r"checkpoint .* -> 1\n\n\$ state .* -> 0\n.*status=running")
+case("restore-existing-id", "restore under the id of an existing container", probe=["sleep", "30"],
+     steps=[*RUNNING, ("restore", "-d", "--bundle", "{bundle}", "--image-path", "{dir}", "{id}"), STATE, DELETE_F],
+     expect=r"restore .* -> 1\n\n\$ state .* -> 0\n.*status=running")
+case("restore-no-criu", "restore where CRIU cannot work: exit 1, no container", probe=["sleep", "30"],
+     files={"descriptors.json": ["/dev/null", "/dev/null", "/dev/null"]},  # runc reads it before CRIU runs
+     steps=[("restore", "-d", "--bundle", "{bundle}", "--image-path", "{dir}", "--pid-file", "{dir}/pid", "{id}"),
+            STATE, ("@exists", "pid")], expect=r"restore .* -> 1\n\n\$ state .* -> 1\n\n\$ @exists pid -> 0\nno")
+case("init-session-leader", "the container's init leads its own session and process group (pid 1, 1, 1)",
+     probe="set -- $(cat /proc/$$/stat); echo pid=$1 pgrp=$5 session=$6", expect="pid=1 pgrp=1 session=1")
