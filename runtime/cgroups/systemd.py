@@ -6,8 +6,10 @@ name ending in ".slice" is taken as is), started through systemd's D-Bus API (St
 the system bus, with jeepney, imported only here) with Delegate=yes and the container's init as its
 only PID, and the resources translated into unit properties the way runc translates them (MemoryMax,
 MemoryLow, MemorySwapMax, CPUWeight, CPUQuotaPerSecUSec/CPUQuotaPeriodUSec, TasksMax, AllowedCPUs,
-AllowedMemoryNodes, and the unified keys that have one). The same resources are then written to the cgroup files too (what systemd has no
-property for: io.max, hugetlb, unified keys), exactly as the cgroupfs driver writes them.
+AllowedMemoryNodes, the unified keys that have one, and linux.resources.devices as DevicePolicy/DeviceAllow).
+The same resources are then written to the cgroup files too (what systemd has no property for: io.max,
+hugetlb, unified keys), exactly as the cgroupfs driver writes them, and the eBPF device program is
+installed in place of the one systemd attached for DeviceAllow (as runc's fs2 code replaces it).
 
 A scope needs a process to exist, so the unit is started when the init's pid is added (`add`, before
 the init is let go), not in `create`: the init is cloned outside the cgroup and moved by systemd.
@@ -15,9 +17,7 @@ the init is let go), not in `create`: the init is cloned outside the cgroup and 
 `delete --force` removes the unit of a pyrun that died half-way.
 
 `org.systemd.property.NAME` annotations are passed through as properties of the unit (values in the
-GVariant text forms runc's users write: "uint64 123", "true", "'text'").
-
-Not translated (yet): linux.resources.devices to DeviceAllow (the cgroup2 device program is separate)."""
+GVariant text forms runc's users write: "uint64 123", "true", "'text'")."""
 from __future__ import annotations
 
 import os
@@ -189,6 +189,80 @@ def unified_properties(u: dict) -> list:
     return props
 
 
+# -- devices (runc's generateDeviceProperties) ------------------------------------------------------------
+def _device_group(t: str, major: int, proc_devices: str) -> str | None:
+    """"char-pts" for ("c", 136): the /proc/devices name systemd wants for a whole major; None if the
+    kernel has no driver registered for it."""
+    want = "Character devices:" if t == "c" else "Block devices:"
+    section = None
+    for line in proc_devices.splitlines():
+        line = line.strip()
+        if line.endswith("devices:"):
+            section = line
+            continue
+        parts = line.split()
+        if section == want and len(parts) == 2 and parts[0].isdigit() and int(parts[0]) == major:
+            return ("char-" if t == "c" else "block-") + parts[1]
+    return None
+
+
+def _read_proc_devices() -> str:
+    try:
+        with open("/proc/devices") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _node_known(t: str, major: int, minor: int) -> bool:
+    """systemd warns about (and ignores) a /dev/{char,block}/M:N with no such device; runc skips those
+    entries, looking in /sys/dev too since /dev/char is udev's work."""
+    rel = "/dev/%s/%d:%d" % ("char" if t == "c" else "block", major, minor)
+    return os.path.exists(rel) or os.path.exists("/sys" + rel)
+
+
+def device_properties(devices, proc_devices: str | None = None, node_known=_node_known) -> list:
+    """linux.resources.devices (and the default allow-list) -> DevicePolicy and DeviceAllow, as runc's
+    systemd driver makes them: the rules go through the same emulation of the v1 controller as the eBPF
+    program (devices.emulate), then
+    - an allow list (the usual case): DevicePolicy=strict and one DeviceAllow entry per allowed device:
+      "/dev/char/M:N" (only for a device the kernel has), "char-NAME" for a whole major (its
+      /proc/devices name; none if no driver has it), "char-*" for every char device; "*:N" rules
+      have no systemd form and are left to the program;
+    - allow all (a deny list with no exceptions): DevicePolicy=auto and no entries;
+    - a deny list with exceptions, which systemd cannot express: strict with no entries (deny all), as
+      runc does.
+    Either way pyrun's own eBPF program is what enforces the rules: it replaces the one systemd attaches,
+    and these properties keep systemd's idea of the unit in line with it (a daemon-reload reattaches
+    systemd's program, which must then agree)."""
+    from runtime.cgroups import devices as D
+
+    default_allow, exceptions = D.emulate(D.rules_for(devices))
+    if default_allow:
+        if not exceptions:
+            return [("DevicePolicy", ("s", "auto")), ("DeviceAllow", ("a(ss)", []))]
+        return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", []))]
+    if proc_devices is None:
+        proc_devices = _read_proc_devices()
+    entries = []
+    for (t, major, minor), access in sorted(exceptions.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        perms = "".join(ch for ch in "rwm" if access & D.ACCESS[ch])
+        if major < 0:
+            if minor >= 0:
+                continue  # "c *:N": no systemd form
+            path = ("char-" if t == "c" else "block-") + "*"
+        elif minor < 0:
+            path = _device_group(t, major, proc_devices)
+            if path is None:
+                continue
+        else:
+            if not node_known(t, major, minor):
+                continue
+            path = "/dev/%s/%d:%d" % ("char" if t == "c" else "block", major, minor)
+        entries.append((path, perms))
+    return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", entries))]
+
+
 # -- org.systemd.property.* annotations ----------------------------------------------------------------------
 ANNOTATION = "org.systemd.property."
 _INT_TYPES = {"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u", "int64": "x", "uint64": "t"}
@@ -320,6 +394,7 @@ class SystemdCgroup(V2Cgroup):
     def apply(self, resources: dict | None) -> None:
         if not self.started:
             resource_properties(resources or {})  # refuse a bad spec now, before anything runs
+            device_properties((resources or {}).get("devices"))
             self.pending = resources or {}
             return
         self.update(resources)
@@ -338,6 +413,7 @@ class SystemdCgroup(V2Cgroup):
                  ("MemoryAccounting", ("b", True)), ("CPUAccounting", ("b", True)),
                  ("IOAccounting", ("b", True)), ("TasksAccounting", ("b", True))]
         props += resource_properties(self.pending or {})
+        props += device_properties((self.pending or {}).get("devices"))
         props += self.extra
         bus = _Bus()
         try:
@@ -358,6 +434,8 @@ class SystemdCgroup(V2Cgroup):
 
     def update(self, resources: dict | None) -> None:
         props = resource_properties(resources or {})
+        if "devices" in (resources or {}):
+            props += device_properties(resources["devices"])
         if props:
             bus = _Bus()
             try:

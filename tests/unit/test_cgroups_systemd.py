@@ -2,8 +2,8 @@
 import pytest
 
 from runtime.cgroups import Cgroup
-from runtime.cgroups.systemd import (INFINITY, SystemdCgroup, annotation_properties, expand_slice, parse_path,
-                                     resource_properties)
+from runtime.cgroups.systemd import (INFINITY, SystemdCgroup, annotation_properties, device_properties,
+                                     expand_slice, parse_path, resource_properties)
 from runtime.errors import PyrunError
 
 V2_MOUNTINFO = "30 1 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
@@ -99,3 +99,59 @@ def test_annotation_properties():
     cg = Cgroup.for_container("system.slice:p:n", "n", mountinfo=V2_MOUNTINFO, systemd=True,
                               annotations={"org.systemd.property.TimeoutStopUSec": "uint64 1"})
     assert cg.extra == [("TimeoutStopUSec", ("t", 1))]
+
+
+PROC_DEVICES = """Character devices:
+  1 mem
+  4 /dev/vc/0
+  5 /dev/tty
+ 10 misc
+136 pts
+254 gpiochip
+
+Block devices:
+  7 loop
+  8 sd
+"""
+
+
+def _devices(devices, known=lambda t, major, minor: True):
+    return dict(device_properties(devices, proc_devices=PROC_DEVICES, node_known=known))
+
+
+def test_device_properties_default_allow_list_like_runc():
+    """runc's default rules (what every container gets): strict, one entry per allowed device, the pts
+    major by its /proc/devices name, the mknod wildcards as char-* / block-*."""
+    props = _devices([{"allow": False, "access": "rwm"}])
+    assert props["DevicePolicy"] == ("s", "strict")
+    assert props["DeviceAllow"] == ("a(ss)", [
+        ("block-*", "m"), ("char-*", "m"),
+        ("/dev/char/1:3", "rwm"), ("/dev/char/1:5", "rwm"), ("/dev/char/1:7", "rwm"), ("/dev/char/1:8", "rwm"),
+        ("/dev/char/1:9", "rwm"), ("/dev/char/5:0", "rwm"), ("/dev/char/5:2", "rwm"),
+        ("/dev/char/10:200", "rwm"), ("char-pts", "rwm")])
+    assert _devices(None) == props  # no rules at all: the defaults alone, from deny-all
+
+
+def test_device_properties_config_rules():
+    props = _devices([{"allow": False, "access": "rwm"},
+                      {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
+                      {"allow": True, "type": "b", "major": 8, "access": "r"},
+                      {"allow": True, "type": "c", "major": 250, "access": "r"},   # no driver: no group name
+                      {"allow": True, "type": "c", "minor": 3, "access": "r"},     # "*:3": no systemd form
+                      {"allow": True, "type": "c", "major": 99, "minor": 1, "access": "w"}],
+                     known=lambda t, major, minor: major != 99)  # a device this kernel does not have
+    allow = props["DeviceAllow"][1]
+    assert ("/dev/char/10:229", "rw") in allow and ("block-sd", "r") in allow
+    assert not [p for p, _ in allow if "250" in p or "99" in p or p.endswith(":3") and p != "/dev/char/1:3"]
+
+
+def test_device_properties_allow_all_and_deny_lists():
+    assert _devices([{"allow": True, "access": "rwm"}]) == {"DevicePolicy": ("s", "auto"),
+                                                           "DeviceAllow": ("a(ss)", [])}
+    # a deny list with exceptions has no systemd form: deny everything in systemd's program (runc does the
+    # same); pyrun's own program, which replaces systemd's, carries the real rules
+    assert _devices([{"allow": True, "access": "rwm"}, {"allow": False, "type": "c", "major": 10, "minor": 229,
+                                                        "access": "rwm"}]) == {
+        "DevicePolicy": ("s", "strict"), "DeviceAllow": ("a(ss)", [])}
+    with pytest.raises(PyrunError, match=r"linux.resources.devices\[0\]"):
+        device_properties([{"allow": True, "type": "x", "access": "rwm"}])

@@ -83,7 +83,7 @@ def test_pyrun_cgroupfs_driver_on_a_systemd_host(pyrun, bundle, tmp_path):
 # -- pyrun's systemd driver, side by side with runc's ----------------------------------------------------
 SHOWN = ("Delegate", "Slice", "MemoryMax", "MemoryLow", "MemoryHigh", "MemorySwapMax", "TasksMax", "CPUWeight",
          "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "AllowedCPUs", "AllowedMemoryNodes", "ActiveState",
-         "TimeoutStopUSec", "CollectMode")
+         "TimeoutStopUSec", "CollectMode", "DevicePolicy", "DeviceAllow")
 FILES = ("memory.max", "memory.low", "memory.high", "memory.swap.max", "pids.max", "cpu.weight", "cpu.max", "cpuset.cpus",
          "cpuset.mems", "cgroup.controllers")
 
@@ -102,7 +102,14 @@ def test_pyrun_systemd_driver_like_runc(pyrun, runc, bundle, tmp_path, slice_):
         b.linux["resources"] = {"memory": {"limit": 64 * MB, "swap": 96 * MB, "reservation": 8 * MB},
                                 "pids": {"limit": 33}, "cpu": {"shares": 2048, "quota": 50000, "period": 100000,
                                                                "cpus": "0", "mems": "0"},
-                                "unified": {"memory.high": "50000000", "pids.max": "30"}}
+                                "unified": {"memory.high": "50000000", "pids.max": "30"},
+                                # DevicePolicy/DeviceAllow: a whole major by its /proc/devices name, a
+                                # device by number, runc's defaults after them
+                                "devices": [{"allow": False, "access": "rwm"},
+                                            {"allow": True, "type": "c", "major": 10, "access": "r"},
+                                            {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]}
+        b.linux["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11},
+                              {"path": "/dev/sdx", "type": "b", "major": 8, "minor": 0}]  # not allowed
         b.config["annotations"] = {"org.systemd.property.TimeoutStopUSec": "uint64 123456789",
                                    "org.systemd.property.CollectMode": "'inactive-or-failed'"}
         b.write()
@@ -116,6 +123,15 @@ def test_pyrun_systemd_driver_like_runc(pyrun, runc, bundle, tmp_path, slice_):
             subprocess.run(["systemctl", "daemon-reload"], check=True, timeout=60)
             props = _unit(unit)
             path = CG + props.pop("ControlGroup")
+            # systemd attached its own device program again on the reload, beside the runtime's: both
+            # must let the allowed devices through and keep the others out
+            # (an open the device rules let through fails with ENXIO: no sd driver in the VM)
+            probe = ("head -c1 /dev/zero | wc -c; echo pyrun-vm-test >/dev/kmsg && echo kmsg-written; "
+                     "head -c1 /dev/sdx 2>&1 | grep -o 'Operation not permitted'; true")
+            ex = subprocess.run(rt.argv + ["--root", rt.root, "--systemd-cgroup", "exec", name, "sh", "-c", probe],
+                                capture_output=True, text=True, timeout=60)
+            assert ex.returncode == 0, "%s: %s" % (rt.name, ex.stderr)
+            props["exec"] = ex.stdout.split()
             files = {f: read(os.path.join(path, f)) for f in FILES}
             st = subprocess.run(rt.argv + ["--root", rt.root, "--systemd-cgroup", "state", name],
                                 capture_output=True, text=True, timeout=30)
@@ -134,6 +150,10 @@ def test_pyrun_systemd_driver_like_runc(pyrun, runc, bundle, tmp_path, slice_):
     assert seen["pyrun"][0]["Delegate"] == "yes" and seen["pyrun"][0]["MemoryMax"] == str(64 * MB)
     assert seen["pyrun"][0]["TimeoutStopUSec"].startswith("2min 3.456")  # from the annotation
     assert seen["pyrun"][0]["CollectMode"] == "inactive-or-failed"
+    assert seen["pyrun"][0]["DevicePolicy"] == "strict"
+    allow = seen["pyrun"][0]["DeviceAllow"]
+    assert "char-misc r" in allow and "/dev/char/1:11 w" in allow and "char-pts rwm" in allow, allow
+    assert seen["pyrun"][0]["exec"] == ["1", "kmsg-written", "Operation", "not", "permitted"]
     assert seen["pyrun"][1]["pids.max"] == "30"  # unified wins
     assert seen["pyrun"][1]["memory.high"] == str(50000000 // os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PAGE_SIZE"))
 
