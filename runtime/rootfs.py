@@ -269,7 +269,10 @@ class RootfsBuilder:
                     self._device(pfd, name, d.path, d.type, d.major, d.minor, mode, d.uid or 0, d.gid or 0)
                 finally:
                     os.close(pfd)
-            for target, name in DEV_LINKS:
+            links = DEV_LINKS
+            if os.path.exists("/proc/kcore"):  # as runc: /dev/core only where the kernel has kcore
+                links += (("/proc/kcore", "core"),)
+            for target, name in links:
                 if not _lexists(name, dev):
                     os.symlink(target, name, dir_fd=dev)
             if _lexists("ptmx", dev):

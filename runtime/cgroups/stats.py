@@ -61,13 +61,17 @@ def v1_cpu(cpuacct: str | None, cpu: str | None) -> dict:
     return _cpu_shape(total, percpu, pk, pu, kernel, user, periods, thr, thr_time)
 
 
+# The v1-only cpuset flags: runc's stats type always carries them (zero on cgroup v2, which has none).
+CPUSET_FLAGS = ("cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrate", "memory_spread_page",
+                "memory_spread_slab", "memory_pressure", "sched_load_balance", "sched_relax_domain_level")
+
+
 def v1_cpuset(p: str | None) -> dict:
     if not p:
         return {}
     out = {"cpus": C.parse_cpu_list(_fs.read_or(p + "/cpuset.cpus", "")),
            "mems": C.parse_cpu_list(_fs.read_or(p + "/cpuset.mems", ""))}
-    for k in ("cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrate", "memory_spread_page",
-              "memory_spread_slab", "memory_pressure", "sched_load_balance", "sched_relax_domain_level"):
+    for k in CPUSET_FLAGS:
         out[k] = _fs.read_int(p + "/cpuset." + k, 0)
     return _omit(out, ("cpus", "mems"))
 
@@ -149,11 +153,12 @@ def v2_cpu(p: str) -> dict:
 
 
 def v2_cpuset(p: str) -> dict:
-    cpus = _fs.read_or(p + "/cpuset.cpus.effective")
-    if cpus is None:
-        return {}
-    return _omit({"cpus": C.parse_cpu_list(cpus),
-                  "mems": C.parse_cpu_list(_fs.read_or(p + "/cpuset.mems.effective", ""))}, ("cpus", "mems"))
+    """The effective cpus and mems (runc 1.1 reads none on v2: see the conformance case events-stats),
+    and the v1-only flags as zeros, as runc's stats always have them."""
+    out = {"cpus": C.parse_cpu_list(_fs.read_or(p + "/cpuset.cpus.effective", "")),
+           "mems": C.parse_cpu_list(_fs.read_or(p + "/cpuset.mems.effective", ""))}
+    out.update((k, 0) for k in CPUSET_FLAGS)
+    return _omit(out, ("cpus", "mems"))
 
 
 def v2_memory(p: str) -> dict:

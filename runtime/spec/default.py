@@ -32,6 +32,11 @@ def default_config(rootless: bool = False) -> dict:
     else:
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
         linux["namespaces"] = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
+    if _pure_cgroup2():
+        # as runc's spec: on a pure cgroup2 host the container gets a cgroup namespace (its /sys/fs/cgroup
+        # is then its own cgroup), placed before the user namespace of --rootless
+        at = len(linux["namespaces"]) - (1 if rootless else 0)
+        linux["namespaces"].insert(at, {"type": "cgroup"})
     linux["maskedPaths"] = list(MASKED_PATHS)
     linux["readonlyPaths"] = list(READONLY_PATHS)
     return {
@@ -63,3 +68,10 @@ def default_config(rootless: bool = False) -> dict:
         ],
         "linux": linux,
     }
+
+
+def _pure_cgroup2() -> bool:
+    """runc's test (cgroups.IsCgroup2UnifiedMode): /sys/fs/cgroup is a cgroup2 file system."""
+    from runtime.cgroups import mounts
+
+    return mounts.detect().mode == "v2"

@@ -120,6 +120,20 @@ def test_pyrun_default_spec_validates(rootless):
     validate(default_config(rootless=rootless), "config")
 
 
+@pytest.mark.parametrize("v2,rootless,want", [
+    (False, False, ["pid", "network", "ipc", "uts", "mount"]),
+    (True, False, ["pid", "network", "ipc", "uts", "mount", "cgroup"]),
+    (False, True, ["pid", "ipc", "uts", "mount", "user"]),
+    (True, True, ["pid", "ipc", "uts", "mount", "cgroup", "user"]),
+])
+def test_default_spec_has_a_cgroup_namespace_on_pure_cgroup2(monkeypatch, v2, rootless, want):
+    """As runc's spec (seen side by side in the pure cgroup2 VM: conformance case spec-default)."""
+    from runtime.spec import default
+
+    monkeypatch.setattr(default, "_pure_cgroup2", lambda: v2)
+    assert [n["type"] for n in default.default_config(rootless=rootless)["linux"]["namespaces"]] == want
+
+
 def test_minimal_config_validates():
     validate({"ociVersion": "1.0.0"}, "config")
 
