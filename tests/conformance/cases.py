@@ -335,18 +335,30 @@ case("kill-all-running", "kill --all KILL stops every process of a running conta
             wait("stopped"), DELETE],
      expect="3 pids, init among them")
 case("events-stats", "events --stats: one stats event with runc's groups of fields", probe=["sleep", "30"],
-     steps=[*RUNNING, ("events", "--stats", "{id}"), DELETE_F], expect="type=stats")
+     steps=[*RUNNING, ("events", "--stats", "{id}"), DELETE_F], expect="type=stats",
+     on={"v2": {"differs": "runc 1.1 reads no cpuset stats on cgroup v2 (its cpuset group has the v1 flags, zero, "
+                           "and no cpus/mems); pyrun reports cpuset.cpus.effective and cpuset.mems.effective too",
+                "pyrun_expect": r"cpuset\{cpu_exclusive,cpus,mem_exclusive,mem_hardwall,memory_migrate,"
+                                r"memory_pressure,memory_spread_page,memory_spread_slab,mems,sched_load_balance,"
+                                r"sched_relax_domain_level\}"}})
 case("update-pids-memory", "update --pids-limit and --memory on a running container", probe=["sleep", "30"],
      steps=[*RUNNING, ("update", "--pids-limit", "50", "--memory", "33554432", "{id}"),
             ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
-            DELETE_F], expect="^50$")
+            DELETE_F], expect="^50$",
+     on={"v2": {"steps": [*RUNNING, ("update", "--pids-limit", "50", "--memory", "33554432", "{id}"),
+                          ("exec", "{id}", "cat", "/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/memory.max"), DELETE_F],
+                "expect": "^50\n33554432$"}})
 case("update-flags-after-id", "update ID --pids-limit N (the flags after the container's id)", probe=["sleep", "30"],
      steps=[*RUNNING, ("update", "{id}", "--pids-limit", "51"),
-            ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max"), DELETE_F], expect="^51$")
+            ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max"), DELETE_F], expect="^51$",
+     on={"v2": {"steps": [*RUNNING, ("update", "{id}", "--pids-limit", "51"),
+                          ("exec", "{id}", "cat", "/sys/fs/cgroup/pids.max"), DELETE_F]}})
 case("update-resources-file", "update -r FILE (LinuxResources JSON)", probe=["sleep", "30"],
      files={"res.json": {"pids": {"limit": 77}}},
      steps=[*RUNNING, ("update", "-r", "{dir}/res.json", "{id}"),
-            ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max"), DELETE_F], expect="^77$")
+            ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max"), DELETE_F], expect="^77$",
+     on={"v2": {"steps": [*RUNNING, ("update", "-r", "{dir}/res.json", "{id}"),
+                          ("exec", "{id}", "cat", "/sys/fs/cgroup/pids.max"), DELETE_F]}})
 case("update-stopped", "update of a stopped container fails", probe=["true"],
      steps=[CREATE, START, wait("stopped"), ("update", "--pids-limit", "5", "{id}"), DELETE],
      expect=r"update --pids-limit 5 <ID> -> 1")
@@ -463,7 +475,10 @@ case("no-new-privs-false", "noNewPrivileges false", config={"process": {"noNewPr
 # ======================================================================================================
 # Namespaces
 case("ns-default", "default namespaces: pid, net, ipc, uts, mount new; cgroup, time, user the host's",
-     probe=NSPROBE, expect=r"net net:\[new")
+     probe=NSPROBE, expect=r"net net:\[new",
+     on={"v2": {"what": "default namespaces: pid, net, ipc, uts, mount and cgroup new (the default spec on "
+                        "pure cgroup2 has one); time, user the host's",
+                "expect": r"cgroup cgroup:\[new[\s\S]*net net:\[new"}})
 case("ns-no-pid", "without a pid namespace the process sees the host's", config=with_ns(drop=("pid",)),
      probe=NSPROBE + '; [ $$ -eq 1 ] && echo pid1 || echo not-pid1', expect="not-pid1")
 case("ns-pid", "in a pid namespace the process is pid 1 and sees only itself",
@@ -636,6 +651,13 @@ case("mount-sysfs", "sysfs read-only in a new network namespace",
      probe="grep ' /sys ' /proc/self/mountinfo; touch /sys/x 2>&1", expect="sysfs")
 case("mount-cgroup", "the cgroup mount: hierarchies visible at /sys/fs/cgroup and their mount lines",
      probe="ls /sys/fs/cgroup; grep -E ' /sys/fs/cgroup' /proc/self/mountinfo", expect="memory")
+case("mount-cgroup-no-cgroupns", "the cgroup mount without a cgroup namespace (the default spec on hybrid hosts)",
+     config=with_ns(drop=("cgroup",)),
+     probe="ls /sys/fs/cgroup | grep -c '^pids'; grep -E ' /sys/fs/cgroup' /proc/self/mountinfo", expect="^[1-9]",
+     on={"v2": {"expect": r"cgroup2", "differs": "runc 1.1 mounts a fresh cgroup2 there, which outside a cgroup "
+                "namespace shows the host's whole hierarchy; pyrun binds the container's own cgroup, as runc does "
+                "for each hierarchy on v1 (README)",
+                "pyrun_expect": r"-> 0\s+[1-9]\nM P D:D /<ID> /sys/fs/cgroup ro,\S+ - cgroup2 "}})
 case("mount-cgroup-cgroupns", "the cgroup mount inside a cgroup namespace", config=with_ns("cgroup"),
      probe="ls /sys/fs/cgroup; grep -E ' /sys/fs/cgroup' /proc/self/mountinfo", expect="memory")
 case("dev-default", "/dev: default devices, modes, owners and links",
@@ -730,22 +752,32 @@ case("sysctl-not-namespaced", "a sysctl of no namespace (vm.swappiness, set to t
 # ======================================================================================================
 # Cgroups
 case("cgroup-self", "/proc/self/cgroup: the container's cgroup in each hierarchy", probe="cat /proc/self/cgroup",
-     expect="<ID>")
+     expect="<ID>", on={"v2": {"config": with_ns(drop=("cgroup",)),
+                "what": "/proc/self/cgroup: the container's cgroup, without the cgroup namespace the default spec has on pure cgroup2"}})
 case("cgroup-path", "linux.cgroupsPath (absolute)", config={"linux": {"cgroupsPath": "/{id}"}},
-     probe="cat /proc/self/cgroup", expect="<ID>")
+     probe="cat /proc/self/cgroup", expect="<ID>",
+     on={"v2": {"config": chain(with_ns(drop=("cgroup",)), {"linux": {"cgroupsPath": "/{id}"}}),
+                "what": "linux.cgroupsPath (absolute), without the cgroup namespace the default spec has on pure cgroup2"}})
 case("cgroup-memory", "resources.memory.limit visible in the container's memory cgroup",
      config={"linux": {"resources": {"memory": {"limit": 67108864}}}},
-     probe="cat /sys/fs/cgroup/memory/memory.limit_in_bytes", expect="^67108864$")
+     probe="cat /sys/fs/cgroup/memory/memory.limit_in_bytes", expect="^67108864$",
+     on={"v2": {"probe": "cat /sys/fs/cgroup/memory.max", "what": "resources.memory.limit in memory.max"}})
 case("cgroup-pids", "resources.pids.limit visible in pids.max", config={"linux": {"resources": {"pids": {"limit": 32}}}},
-     probe="cat /sys/fs/cgroup/pids/pids.max", expect="^32$")
+     probe="cat /sys/fs/cgroup/pids/pids.max", expect="^32$", on={"v2": {"probe": "cat /sys/fs/cgroup/pids.max"}})
 case("cgroup-cpu", "resources.cpu shares, quota and period",
      config={"linux": {"resources": {"cpu": {"shares": 512, "quota": 50000, "period": 100000}}}},
-     probe="cd /sys/fs/cgroup/cpu && cat cpu.shares cpu.cfs_quota_us cpu.cfs_period_us", expect="^512$")
+     probe="cd /sys/fs/cgroup/cpu && cat cpu.shares cpu.cfs_quota_us cpu.cfs_period_us", expect="^512$",
+     on={"v2": {"probe": "cd /sys/fs/cgroup && cat cpu.weight cpu.max", "expect": "^20\n50000 100000$",
+                "what": "resources.cpu shares, quota and period as cpu.weight (runc's conversion) and cpu.max"}})
 case("cgroup-devices-list", "the device cgroup's allow list of the default spec",
-     probe="cat /sys/fs/cgroup/devices/devices.list", expect="c 1:3 rwm")
+     probe="cat /sys/fs/cgroup/devices/devices.list", expect="c 1:3 rwm",
+     on={"v2": {"what": "no device controller files on cgroup2 (the rules are an eBPF program: dev-cgroup-deny)",
+                "probe": "ls /sys/fs/cgroup | grep -c '^devices'; echo listed", "expect": "^0\nlisted$"}})
 case("cgroup-pids-enforced", "pids.limit 4 stops a fork burst", config={"linux": {"resources": {"pids": {"limit": 4}}}},
      probe="(for i in 1 2 3 4 5 6 7 8; do sleep 0.5 & done; wait) 2>/dev/null; echo subshell $?; "
-           "cat /sys/fs/cgroup/pids/pids.max", expect="^subshell [1-9]")
+           "cat /sys/fs/cgroup/pids/pids.max", expect="^subshell [1-9]",
+     on={"v2": {"probe": "(for i in 1 2 3 4 5 6 7 8; do sleep 0.5 & done; wait) 2>/dev/null; echo subshell $?; "
+                         "cat /sys/fs/cgroup/pids.max", "expect": "^subshell [1-9][\\s\\S]*^4$"}})
 
 # ======================================================================================================
 # exec

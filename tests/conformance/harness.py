@@ -49,10 +49,18 @@ class Case:
     results must match, so the case also asserts what pyrun does instead. setup(ctx): prepares per-runtime host state (ctx.defer(fn) to undo it).
     files: {name: text or JSON-able} written into the per-runtime work dir ({dir}), placeholders
     substituted. wrap: an argv prefix for the runtime's CLI steps (a private mount namespace, say, for a
-    case whose runtime mounts in its own namespace)."""
+    case whose runtime mounts in its own namespace).
+
+    on: {host shape: {field: value}}, what the case is on a host of another shape (SHAPES): cgroup files
+    live elsewhere on pure cgroup2, so a case about them there has a probe, an expectation or a
+    difference of its own. The case still runs, under both runtimes, on every shape: a per-host
+    expectation says what both must show there, never that the case is left out."""
+
+    FIELDS = ("what", "config", "probe", "steps", "expect", "differs", "pyrun_expect", "setup", "files", "norm",
+              "tmp", "wrap")
 
     def __init__(self, name, what, config=None, probe=None, steps=None, expect=None, differs=None, setup=None,
-                 files=None, norm=(), tmp=False, pyrun_expect=None, wrap=()):
+                 files=None, norm=(), tmp=False, pyrun_expect=None, wrap=(), on=None):
         if differs and not pyrun_expect:
             raise ValueError("case %s: a marked difference must say what pyrun does instead (pyrun_expect)" % name)
         self.name, self.what, self.config, self.probe = name, what, config, probe
@@ -61,9 +69,41 @@ class Case:
         self.expect, self.differs, self.setup, self.files, self.norm = expect, differs, setup, files or {}, norm
         self.tmp = tmp  # add a tmpfs on /tmp (the shared rootfs is read-only and must stay untouched)
         self.wrap = list(wrap)
+        self.on = on or {}
+        for shape, fields in self.on.items():
+            if shape not in SHAPES:
+                raise ValueError("case %s: unknown host shape %r (known: %s)" % (name, shape, ", ".join(SHAPES)))
+            bad = set(fields) - set(self.FIELDS)
+            if bad:
+                raise ValueError("case %s: on[%r]: not case fields: %s" % (name, shape, ", ".join(sorted(bad))))
+            if fields.get("differs", differs) and not fields.get("pyrun_expect", pyrun_expect):
+                raise ValueError("case %s: on[%r]: a marked difference must say what pyrun does instead "
+                                 "(pyrun_expect)" % (name, shape))
+        self.shape = None  # the host shape this case was resolved for (for_host)
+
+    def for_host(self, shape: str) -> "Case":
+        """This case as it runs on a host of `shape`: its own fields with that shape's `on` entries over them."""
+        c = copy.copy(self)
+        for k, v in self.on.get(shape, {}).items():
+            setattr(c, k, [tuple(s) for s in v] if k == "steps" else list(v) if k == "wrap" else v)
+        c.shape = shape
+        return c
 
     def __repr__(self):
         return "Case(%s)" % self.name
+
+
+# The host shapes a case may say something of its own about: "hybrid" (cgroup v1 controllers with an
+# empty cgroup2 beside them, this project's development machine), "v2" (pure cgroup2, every current
+# distribution; the plain VM of tests/vm), "v1" (v1 controllers only).
+SHAPES = ("hybrid", "v2", "v1")
+
+
+def host_shape() -> str:
+    """This host's shape, read the way runc decides it (what is mounted at /sys/fs/cgroup)."""
+    from runtime.cgroups import mounts
+
+    return mounts.detect().mode
 
 
 RUN = ("run", "--bundle", "{bundle}", "{id}")
@@ -98,6 +138,9 @@ class Ctx:
         self.bg = None
         self.output_file = None
         os.makedirs(self.bundle, exist_ok=True)
+        # The work dir as mountinfo's root field names it in a bind mount's line: relative to the file
+        # system it is on (the VM's /tmp is a tmpfs of its own; here it is the root's).
+        self.dir_in_fs = path_in_fs(self.dir)
 
     def cid(self, key: str = "") -> str:
         return "%s-%s%s-%s" % (self.token, self.case.name, ("-" + key) if key else "", SUFFIX[self.name])
@@ -136,6 +179,20 @@ class Ctx:
         if isinstance(obj, dict):
             return {k: self.sub_all(v) for k, v in obj.items()}
         return obj
+
+
+def path_in_fs(path: str) -> str:
+    """`path` relative to the mount it is on (the mount's own root taken as /), as mountinfo shows a bind
+    mount's source."""
+    best, root = "/", "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mp = fields[4]
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+                best, root = mp, fields[3]
+    rel = os.path.relpath(path, best)
+    return os.path.normpath(os.path.join(root, rel))
 
 
 def merge(dst: dict, patch: dict) -> dict:
@@ -186,7 +243,8 @@ def normalise(text: str, ctx: Ctx, norm=()) -> str:
     for cid in sorted(ctx.ids(), key=len, reverse=True):
         key = cid[len(ctx.token) + len(ctx.case.name) + 2:-3]
         text = text.replace(cid, "<ID%s>" % ((":" + key) if key else ""))
-    for path, label in ((ctx.bundle, "<BUNDLE>"), (ctx.dir, "<DIR>"), (ctx.rt.root, "<ROOT>")):
+    for path, label in ((ctx.bundle, "<BUNDLE>"), (ctx.dir, "<DIR>"), (ctx.rt.root, "<ROOT>"),
+                        (ctx.dir_in_fs, "<DIR>")):
         text = text.replace(path, label)
     for s, label in sorted(ctx.labels.items(), key=lambda kv: -len(kv[0])):
         text = text.replace(s, label)
@@ -260,6 +318,7 @@ class Harness:
         self.token = "cf" + secrets.token_hex(2)
         self.rootfs = rootfs or find_rootfs()
         self.workdir = "/tmp/pyrun-cf-" + self.token
+        self.shape = host_shape()
         self.runtimes = {
             "runc": lambda: Runtime([RUNC], "/run/%s-runc" % self.token, "runc"),
             "pyrun": lambda: Runtime(pyrun_argv(), "/run/%s-pyrn" % self.token, "pyrun"),
@@ -270,6 +329,7 @@ class Harness:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def run_case(self, case: Case) -> "CaseResult":
+        case = case.for_host(self.shape)
         with ThreadPoolExecutor(2) as pool:
             futs = {name: pool.submit(self._run_one, case, name) for name in ("runc", "pyrun")}
             res = {name: f.result() for name, f in futs.items()}

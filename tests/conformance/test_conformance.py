@@ -24,9 +24,9 @@ def test_case(harness, case):
     r = harness.run_case(case)
     assert not r.problems, "left behind:\n" + "\n".join(r.problems) + "\n\n" + r.explain()
     assert r.expect_failure is None, r.expect_failure + "\n\n" + r.explain()
-    if case.differs:
+    if r.case.differs:  # the case as it runs on this host's shape (its `on` entry for it)
         assert r.diffs, "marked as a known difference (%s) but pyrun now matches runc: drop the mark\n\n%s" % (
-            case.differs, r.explain())
+            r.case.differs, r.explain())
         assert r.pyrun_expect_failure is None, r.pyrun_expect_failure + "\n\n" + r.explain()
     else:
         assert r.matches, r.explain()
@@ -37,3 +37,15 @@ def test_a_mark_must_say_what_pyrun_does_instead():
 
     with pytest.raises(ValueError, match="pyrun_expect"):
         Case("x", "a marked case without an expectation of pyrun", differs="some reason")
+
+
+def test_a_per_host_mark_must_say_what_pyrun_does_instead():
+    from tests.conformance.harness import Case
+
+    with pytest.raises(ValueError, match=r"on\['v2'\].*pyrun_expect"):
+        Case("x", "a mark on pure cgroup2 only", on={"v2": {"differs": "some reason"}})
+    with pytest.raises(ValueError, match="unknown host shape"):
+        Case("x", "a shape that does not exist", on={"v3": {}})
+    c = Case("x", "per host", probe="a", expect="A", on={"v2": {"probe": "b", "differs": "r", "pyrun_expect": "B"}})
+    assert (c.for_host("v2").probe, c.for_host("v2").differs, c.for_host("v2").expect) == ("b", "r", "A")
+    assert (c.for_host("hybrid").probe, c.for_host("hybrid").differs) == ("a", None)

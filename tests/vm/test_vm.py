@@ -19,6 +19,7 @@ from tests.vm import harness
 pytestmark = pytest.mark.root
 
 PY = sys.executable
+CONFORMANCE_TIMEOUT = 1500
 # v1-only tests of tests/integration/test_cgroups.py (the device cgroup): they skip on v2, and a skip
 # inside the guest is a failure under CI. The eBPF device program is tested by its own tests.
 V1_ONLY = ("tests/integration/test_cgroups.py::test_devices_list_matches_runc",
@@ -88,9 +89,20 @@ def test_pure_cgroup2_in_vm():
     assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
 
 
+# -- the conformance cases against runc, on pure cgroup2 ------------------------------------------------------
+def test_conformance_on_pure_cgroup2_in_vm():
+    """tests/conformance inside the plain VM: runc and pyrun compared on pure cgroup v2, every case (those
+    about v1 files with their v2 variant, cases.py). An unmarked difference there fails here."""
+    res = _pytest_in_vm(["tests/conformance"], "plain", timeout=CONFORMANCE_TIMEOUT)
+    assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
+
+
 # -- systemd as PID 1 ----------------------------------------------------------------------------------------
 def test_systemd_host_in_vm():
-    res = _pytest_in_vm(["tests/vm/guest/test_systemd.py"], "systemd", timeout=300)
+    """The systemd driver against runc's, and containerd (SystemdCgroup) and podman (--cgroup-manager
+    systemd) driving pyrun."""
+    res = _pytest_in_vm(["tests/vm/guest/test_systemd.py", "tests/vm/guest/test_clients_systemd.py"], "systemd",
+                        timeout=600)
     assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
 
 
