@@ -225,6 +225,20 @@ def runc(tmp_path_factory):
         yield rt
 
 
+@pytest.fixture(scope="module")
+def pyrun_launcher(tmp_path_factory):
+    """An executable `pyrun` for clients that exec the runtime by path (containerd's shim, podman): the
+    code under test, with an absolute interpreter (the shim's environment is minimal)."""
+    import sysconfig
+
+    path = tmp_path_factory.mktemp("bin") / "pyrun"
+    path.write_text("#!%s -IS\nimport sys\nsys.path[:0] = [%r]\nsys.path.append(%r)\n"
+                    "from runtime.cli import run\nrun()\n"
+                    % (sys.executable, REPO, sysconfig.get_paths()["purelib"]))
+    path.chmod(0o755)
+    return str(path)
+
+
 @pytest.fixture
 def bundle(tmp_path, rootfs):
     """A factory: bundle(args=[...]) -> Bundle with pyrun's default config, non-interactive."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -58,20 +57,3 @@ def helper_procs():
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def pyrun_launcher(tmp_path_factory):
-    """What the shim execs: a launcher for the code under test, with an absolute interpreter (the shim's
-    environment is minimal)."""
-    path = tmp_path_factory.mktemp("bin") / "pyrun"
-    import sysconfig
-
-    path.write_text("#!%s -IS\nimport sys\nsys.path[:0] = [%r]\nsys.path.append(%r)\n"
-                    "from runtime.cli import run\nrun()\n"
-                    % (sys.executable, REPO, sysconfig.get_paths()["purelib"]))
-    path.chmod(0o755)
-    return str(path)

@@ -8,9 +8,12 @@ import json
 import tarfile
 
 IMAGE = "docker.io/library/pyrun-busybox:latest"
+# A pod's sandbox ("pause") container for the CRI tests: the busybox image sleeping for ever.
+PAUSE_IMAGE = "docker.io/library/pyrun-pause:latest"
+PAUSE_CMD = ["sleep", "2147483647"]
 
 
-def oci_image_tar(rootfs: str, out: str) -> None:
+def oci_image_tar(rootfs: str, out: str, name: str = IMAGE, cmd=("sh",)) -> None:
     """An OCI image layout (one uncompressed layer) in a tar, as `ctr images import` takes it."""
     blobs = {}
 
@@ -23,13 +26,13 @@ def oci_image_tar(rootfs: str, out: str) -> None:
     with tarfile.open(fileobj=layer, mode="w") as t:
         t.add(rootfs, arcname=".")
     layer = layer.getvalue()
-    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
+    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": list(cmd), "Env": ["PATH=/bin"]},
               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
                 "layers": [blob(layer, "application/vnd.oci.image.layer.v1.tar")]}
     desc = blob(json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
-    desc["annotations"] = {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}
+    desc["annotations"] = {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"}
     with tarfile.open(out, "w") as t:
         def put(name, data):
             info = tarfile.TarInfo(name)
