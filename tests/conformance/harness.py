@@ -99,6 +99,18 @@ class Case:
 SHAPES = ("hybrid", "v2", "v1")
 
 
+def shard(cases: list, spec: str | None = None) -> list:
+    """The cases of one shard, "I/N" (every N-th from the I-th; default $PYRUN_CF_SHARD, none: all): the
+    VM runs split them over emulators running side by side."""
+    spec = spec if spec is not None else os.environ.get("PYRUN_CF_SHARD", "")
+    if not spec:
+        return list(cases)
+    i, _, n = spec.partition("/")
+    if not (i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+        raise ValueError("PYRUN_CF_SHARD=%r: expected I/N with 0 <= I < N" % spec)
+    return list(cases)[int(i)::int(n)]
+
+
 def host_shape() -> str:
     """This host's shape, read the way runc decides it (what is mounted at /sys/fs/cgroup)."""
     from runtime.cgroups import mounts

@@ -5,7 +5,7 @@ the top). Needs root.
 The table's runc/pyrun/result columns are this host's; the "pure cgroup2" column is the same cases run on a
 pure cgroup2 host, inside the plain VM of tests/vm (the host shape every current distribution boots):
 - `--v2 vm` (the default on a host that is not pure cgroup2 itself): boot the VM and run this report in it
-  (about 10 minutes here: QEMU without KVM);
+  (two VMs side by side, each with half of the cases: about 7 minutes here, QEMU without KVM);
 - `--v2 FILE`: take the column from a results file written earlier on a pure cgroup2 host with `--json`
   (for instance `python -m tests.vm.harness -- python -m tests.conformance.report -o /dev/null --json -`,
   its stdout saved);
@@ -23,10 +23,11 @@ import sys
 import time
 
 from tests.conformance.cases import CASES
-from tests.conformance.harness import RUNC, Harness
+from tests.conformance.harness import RUNC, Harness, shard
 from tests.conftest import REPO
 
-V2_TIMEOUT = 2400  # seconds for the whole run in the VM
+V2_TIMEOUT = 2400  # seconds for the whole run in a VM
+V2_VMS = min(2, os.cpu_count() or 1)
 
 
 def _cell(text: str) -> str:
@@ -75,20 +76,32 @@ def run_here(cases, verbose: bool) -> dict:
     return out
 
 
-def run_in_vm(k: str | None) -> dict:
-    """This report's cases in the plain (pure cgroup2) VM; its --json output."""
+def run_in_vm(k: str | None, vms: int = V2_VMS) -> dict:
+    """This report's cases in plain (pure cgroup2) VMs, split over `vms` emulators side by side; their
+    --json output, merged."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tests.vm import harness as vm
 
     marker = "@@pyrun-conformance-json@@"
     cmd = "%s -m tests.conformance.report -o /dev/null --v2 none --json /tmp/cf.json%s; st=$?; echo %s; " \
           "cat /tmp/cf.json; exit $st" % (shlex.quote(sys.executable), (" -k " + shlex.quote(k)) if k else "", marker)
-    print("conformance: running the cases in the pure cgroup2 VM (tests/vm/harness.py)...", file=sys.stderr)
-    res = vm.run(cmd, timeout=V2_TIMEOUT, env={"PYTHONDONTWRITEBYTECODE": "1"})
-    if marker not in res.stdout:
-        raise SystemExit("conformance in the VM gave no results (status %s):\n%s\n%s" % (
-            res.status, res.stdout[-3000:], res.stderr[-3000:]))
-    sys.stderr.write("".join("  vm: " + ln + "\n" for ln in res.stderr.splitlines() if ln.strip()))
-    return json.loads(res.stdout.split(marker, 1)[1])
+    print("conformance: running the cases in %d pure cgroup2 VMs (tests/vm/harness.py)..." % vms, file=sys.stderr)
+
+    def one(i):
+        res = vm.run(cmd, timeout=V2_TIMEOUT, env={"PYTHONDONTWRITEBYTECODE": "1", "PYRUN_CF_SHARD": "%d/%d" % (i, vms)})
+        if marker not in res.stdout:
+            raise SystemExit("conformance in the VM gave no results (status %s):\n%s\n%s" % (
+                res.status, res.stdout[-3000:], res.stderr[-3000:]))
+        sys.stderr.write("".join("  vm%d: %s\n" % (i, ln) for ln in res.stderr.splitlines() if ln.strip()))
+        return json.loads(res.stdout.split(marker, 1)[1])
+
+    with ThreadPoolExecutor(vms) as pool:
+        parts = list(pool.map(one, range(vms)))
+    merged = dict(parts[0], cases={}, seconds=max(p["seconds"] for p in parts))
+    for p in parts:
+        merged["cases"].update(p["cases"])
+    return merged
 
 
 def _summary(doc: dict) -> tuple[int, int, int, int]:
@@ -107,7 +120,8 @@ def main(argv=None) -> int:
     if os.geteuid() != 0:
         print("needs root", file=sys.stderr)
         return 2
-    cases = [c for c in CASES if args.k is None or args.k in c.name]
+    # $PYRUN_CF_SHARD: this run's share of the cases (run_in_vm splits them over VMs)
+    cases = [c for c in shard(CASES) if args.k is None or args.k in c.name]
     here = run_here(cases, args.v)
     if args.json:
         text = json.dumps(here, indent=1, sort_keys=True) + "\n"

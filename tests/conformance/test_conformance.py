@@ -5,7 +5,7 @@ does not show in runc what it should (it would test nothing), and anything a cas
 import pytest
 
 from tests.conformance.cases import CASES
-from tests.conformance.harness import Harness
+from tests.conformance.harness import Harness, shard
 
 pytestmark = [pytest.mark.root, pytest.mark.conformance]
 
@@ -19,7 +19,10 @@ def harness(rootfs):
         h.close()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+SELECTED = shard(CASES)  # all of them, unless $PYRUN_CF_SHARD picks a share (tests/vm runs two VMs)
+
+
+@pytest.mark.parametrize("case", SELECTED, ids=[c.name for c in SELECTED])
 def test_case(harness, case):
     r = harness.run_case(case)
     assert not r.problems, "left behind:\n" + "\n".join(r.problems) + "\n\n" + r.explain()

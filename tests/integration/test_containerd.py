@@ -150,3 +150,66 @@ def test_terminal_through_the_console_socket(containerd, pyrun_launcher):
                        wrap=lambda argv: ["script", "-qec", " ".join(argv), "/dev/null"])
     assert p.returncode == 4, p.out + p.err
     assert "/dev/pts/0" in p.out
+
+
+# -- the CRI way (what the kubelet does), on this host's cgroupfs driver ------------------------------------
+@pytest.fixture
+def cri_containerd(rootfs, pyrun_launcher):
+    from cri import CriContainerd
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    for tool in ("containerd", "containerd-shim-runc-v2"):
+        if shutil.which(tool) is None:
+            pytest.skip("%s is not installed (apt-get install containerd)" % tool)
+    base = tempfile.mkdtemp(prefix="pyrun-cri-", dir="/tmp")
+    had_run_dir = os.path.exists("/run/containerd")
+    d = None
+    try:
+        # restrict_oom: the pause container's oom_score_adj -998 needs CAP_SYS_RESOURCE, which this
+        # sandbox's root lacks (in the systemd VM, tests/vm/guest/test_clients_systemd.py, it is granted)
+        d = CriContainerd(base, pyrun_launcher, systemd=False, restrict_oom=True)
+        d.import_images(rootfs)
+        yield d
+    finally:
+        if d is not None:
+            d.stop()
+        with open("/proc/self/mountinfo") as f:
+            mps = [line.split()[4] for line in f if base in line.split()[4]]
+        for mp in sorted(mps, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mp], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+        if not had_run_dir:
+            shutil.rmtree("/run/containerd", ignore_errors=True)
+
+
+def test_cri_pod_run_exec_stats_stop_rm(cri_containerd):
+    """containerd's CRI plugin with `BinaryName` = pyrun in its config.toml (cgroupfs here, SystemdCgroup in
+    the systemd VM): a pod and a container through the CRI API as the kubelet drives them."""
+    from cri import NAMESPACE
+
+    from lifecycle_util import cgroups_named
+
+    cri = cri_containerd.cri
+    logs = os.path.join(cri_containerd.base, "logs")
+    os.makedirs(logs)
+    parent = "/pyrun-kubepods/pod-test"
+    pod_config = cri.sandbox_config("pod", "uid-test", logs, parent)
+    pod = cri.run_pod(pod_config)
+    try:
+        cid = cri.create(pod, pod_config, "sleeper", IMAGE, ["sleep", "300"], "sleeper.log", memory=64 << 20)
+        cri.start(cid)
+        assert cri.status(cid) == ("RUNNING", 0)
+        code, out, err = cri.exec_sync(cid, ["sh", "-c", "grep memory /proc/self/cgroup; exit 5"])
+        assert code == 5 and out.strip().endswith(":memory:%s/%s" % (parent, cid)), (code, out, err)
+        assert cri.stats(cid)["memory_working_set"] > 0
+        cri.stop(cid, timeout=1)
+        assert cri.status(cid) == ("EXITED", 143)  # the pod's pid namespace: not pid 1, TERM ends sleep
+        cri.remove(cid)
+        assert not cgroups_named(cid)
+        assert not os.path.exists(os.path.join(cri_containerd.runtime_root, NAMESPACE, cid))
+    finally:
+        cri.stop_pod(pod)
+        cri.remove_pod(pod)
+    assert not cgroups_named(pod)
+    assert not cgroups_named("pyrun-kubepods"), "the pod's parent cgroups pyrun made are left"

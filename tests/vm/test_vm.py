@@ -19,7 +19,8 @@ from tests.vm import harness
 pytestmark = pytest.mark.root
 
 PY = sys.executable
-CONFORMANCE_TIMEOUT = 1500
+CONFORMANCE_TIMEOUT = 1200
+CONFORMANCE_VMS = min(2, os.cpu_count() or 1)
 # v1-only tests of tests/integration/test_cgroups.py (the device cgroup): they skip on v2, and a skip
 # inside the guest is a failure under CI. The eBPF device program is tested by its own tests.
 V1_ONLY = ("tests/integration/test_cgroups.py::test_devices_list_matches_runc",
@@ -47,20 +48,29 @@ def _guest_env() -> dict:
     return {"CI": "true" if in_ci() else "", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _pytest_in_vm(paths, flavour: str, timeout: float, deselect=()) -> harness.VmResult:
-    cmd = " ".join([PY, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", *paths,
-                    *("--deselect=" + d for d in deselect)])
-    res = harness.run(cmd, flavour=flavour, timeout=timeout, env=_guest_env())
+def _pytest_cmd(paths, deselect=()) -> str:
+    return " ".join([PY, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", *paths,
+                     *("--deselect=" + d for d in deselect)])
+
+
+def _failure(res: harness.VmResult, flavour: str) -> str | None:
+    """None if the guest's pytest passed, else what to fail the outer test with."""
     summary = (res.stdout.strip().splitlines() or ["(no output)"])[-1]
     print("guest (%s): status %s in %.1fs: %s" % (flavour, res.status, res.seconds, summary))
-    if res.status != 0:
-        out = res.stdout.splitlines()
-        failing = [ln for ln in out if ln.startswith(("FAILED ", "ERROR ", "SKIPPED "))]
-        pytest.fail("pytest in the %s VM: status %s\n%s\n--- guest output (tail) ---\n%s\n--- stderr ---\n%s%s"
-                    % (flavour, res.status, "\n".join(failing) or "(no FAILED lines)", "\n".join(out[-80:]),
-                       res.stderr[-3000:],
-                       "" if res.status is not None else "\n--- console ---\n" + res.console[-3000:]),
-                    pytrace=False)
+    if res.status == 0:
+        return None
+    out = res.stdout.splitlines()
+    failing = [ln for ln in out if ln.startswith(("FAILED ", "ERROR ", "SKIPPED "))]
+    return ("pytest in the %s VM: status %s\n%s\n--- guest output (tail) ---\n%s\n--- stderr ---\n%s%s"
+            % (flavour, res.status, "\n".join(failing) or "(no FAILED lines)", "\n".join(out[-80:]),
+               res.stderr[-3000:], "" if res.status is not None else "\n--- console ---\n" + res.console[-3000:]))
+
+
+def _pytest_in_vm(paths, flavour: str, timeout: float, deselect=()) -> harness.VmResult:
+    res = harness.run(_pytest_cmd(paths, deselect), flavour=flavour, timeout=timeout, env=_guest_env())
+    failure = _failure(res, flavour)
+    if failure:
+        pytest.fail(failure, pytrace=False)
     return res
 
 
@@ -91,10 +101,24 @@ def test_pure_cgroup2_in_vm():
 
 # -- the conformance cases against runc, on pure cgroup2 ------------------------------------------------------
 def test_conformance_on_pure_cgroup2_in_vm():
-    """tests/conformance inside the plain VM: runc and pyrun compared on pure cgroup v2, every case (those
-    about v1 files with their v2 variant, cases.py). An unmarked difference there fails here."""
-    res = _pytest_in_vm(["tests/conformance"], "plain", timeout=CONFORMANCE_TIMEOUT)
-    assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
+    """tests/conformance inside plain VMs: runc and pyrun compared on pure cgroup v2, every case (those about
+    v1 files with their v2 variant, cases.py). An unmarked difference there fails here. The cases are split
+    over CONFORMANCE_VMS emulators side by side (each uses one host CPU: TCG, single-threaded)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        env = dict(_guest_env(), PYRUN_CF_SHARD="%d/%d" % (i, CONFORMANCE_VMS))
+        return harness.run(_pytest_cmd(["tests/conformance/test_conformance.py"]), flavour="plain",
+                           timeout=CONFORMANCE_TIMEOUT, env=env)
+
+    with ThreadPoolExecutor(CONFORMANCE_VMS) as pool:
+        results = list(pool.map(one, range(CONFORMANCE_VMS)))
+    failures = [f for f in (_failure(r, "plain, shard %d/%d" % (i, CONFORMANCE_VMS))
+                            for i, r in enumerate(results)) if f]
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
+    for res in results:
+        assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
 
 
 # -- systemd as PID 1 ----------------------------------------------------------------------------------------
