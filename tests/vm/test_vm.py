@@ -2,7 +2,8 @@
 Each test boots QEMU, runs a pytest subset inside as root, and fails with the guest's failing lines.
 
 Root tests (the harness shares this machine's / with the guest); under CI a skip is a failure. The VM
-part of CI: about 2-3 minutes on 2 cores (see the README)."""
+part of CI: about 16 minutes on 2 cores, most of it the conformance cases in two VMs side by side (see the
+README)."""
 from __future__ import annotations
 
 import glob

@@ -32,6 +32,7 @@ rm -f /.dockerenv   # systemd would take the guest for a container and ignore th
 mkdir -p /lib/modules
 mount --bind "$modules" /lib/modules
 busybox modprobe virtio_blk   # /dev/vda: a 64M scratch disk (the io controller's tests)
+busybox modprobe tun          # /dev/net/tun, which a user namespace's containers bind from the host
 
 if [ "$flavour" = systemd ]; then
     mkdir -p /etc/systemd/system /etc/tmpfiles.d
