@@ -167,8 +167,11 @@ def cmd_exec(ctx, opts, pos):
     if not pos:
         raise PyrunError('"exec" requires a minimum of 1 argument(s)')
     cid = pos[0]
+    sub_cgroups = None
     if opts.get("cgroup"):
-        raise PyrunError("--cgroup: sub-cgroups for exec are not supported by pyrun")
+        from runtime.cgroups import parse_exec_cgroups
+
+        sub_cgroups = parse_exec_cgroups(opts["cgroup"])
     if opts.get("process"):
         from runtime.errors import ConfigError
         from runtime.spec.load import read_json, validate_config
@@ -188,7 +191,7 @@ def cmd_exec(ctx, opts, pos):
         _exec_overrides(proc, opts)
     return lifecycle.exec_process(ctx, cid, proc, opts.get("detach", False), opts.get("pid-file"),
                                   opts.get("console-socket"), opts.get("preserve-fds", 0),
-                                  opts.get("ignore-paused", False))
+                                  opts.get("ignore-paused", False), sub_cgroups)
 
 
 def _exec_overrides(proc: dict, opts: dict) -> None:

@@ -520,8 +520,10 @@ def _wait_exit(pid: int) -> int:
 
 
 def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, console_socket=None,
-                 preserve_fds=0, ignore_paused=False) -> int:
-    """Run another process in a created or running container; foreground returns its status."""
+                 preserve_fds=0, ignore_paused=False, sub_cgroups=None) -> int:
+    """Run another process in a created or running container; foreground returns its status.
+    sub_cgroups: `exec --cgroup`, parsed (cgroups.parse_exec_cgroups): existing sub-cgroups of the
+    container's to run the process in."""
     from runtime import linux as L
     from runtime.init.join import spawn_in
     from runtime.spec.model import Process
@@ -540,6 +542,11 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     check_process(proc)
     if proc.terminal and not console_socket and detach:
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
+    cgroup = c.cgroup()
+    if sub_cgroups:
+        if cgroup is None:
+            raise PyrunError("--cgroup: container %s has no cgroup" % cid)
+        cgroup = cgroup.exec_cgroup(sub_cgroups)
     console = None
     if proc.terminal:
         from runtime.console import Console
@@ -553,7 +560,7 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
 
             pipes = Pipes(3 + preserve_fds)
     try:
-        pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn,
+        pid = spawn_in(c.config(), proc, c.pid, cgroup, preserve_fds, console, ctx.warn,
                        pipes.child_fds() if pipes is not None else None, lambda: c.hook_state("running", c.pid),
                        ctx.log_debug if ctx.debug else None)
     except BaseException:

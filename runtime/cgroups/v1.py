@@ -109,6 +109,36 @@ class V1Cgroup(Cgroup):
             else:
                 _fs.add_pid(d, pid)
 
+    def exec_cgroup(self, sub: dict) -> "V1Cgroup":
+        """{"": path}: every hierarchy the container has (named ones and the hybrid unified directory too,
+        as runc); {controller: path}: those controllers' hierarchies, the rest stay in the container's
+        cgroup. A hierarchy holds a process in one cgroup only, so co-mounted controllers (cpu,cpuacct)
+        move together, and two different paths for one hierarchy are an error."""
+        from runtime.cgroups import sub_cgroup_dir
+
+        every = sub.get("") if list(sub) == [""] else None
+        unknown = [k for k in sub if k not in self.paths and not (k == "" and every is not None)]
+        if unknown:
+            raise PyrunError("--cgroup: unknown controller %s (the container's cgroup has: %s)"
+                             % (unknown[0], ", ".join(sorted(self.paths))))
+        moved: dict = {}  # container directory -> sub path asked for it
+        for ctrl, d in self.paths.items():
+            want = every if every is not None else sub.get(ctrl)
+            if want is None:
+                continue
+            if moved.setdefault(d, want) != want:
+                raise PyrunError("--cgroup: %s: controllers of one hierarchy (%s) given different paths"
+                                 % (ctrl, d))
+        paths = {ctrl: sub_cgroup_dir(d, moved[d]) if d in moved else d for ctrl, d in self.paths.items()}
+        unified = self.unified
+        if unified and every is not None:
+            unified = sub_cgroup_dir(unified, every)
+        mountpoints = {}
+        for old, new in [(d, paths[c]) for c, d in self.paths.items()] + [(self.unified, unified)]:
+            if old is not None:
+                mountpoints[new] = self.mountpoints.get(old) or os.path.dirname(old)
+        return V1Cgroup(paths, unified, mountpoints)
+
     def destroy(self) -> None:
         """Remove, deepest first, only what create() made; never a directory that was there before."""
         created = set(self.created)

@@ -57,6 +57,45 @@ class V2Cgroup(Cgroup):
     def add(self, pid: int) -> None:
         _fs.add_pid(self.path, pid)
 
+    def exec_cgroup(self, sub: dict) -> "V2Cgroup":
+        """cgroup v2 has one hierarchy: only the plain `--cgroup PATH` form (runc's paths map has just "")."""
+        from runtime.cgroups import sub_cgroup_dir
+
+        ctrls = [k for k in sub if k]
+        if ctrls:
+            raise PyrunError("--cgroup: unknown controller %s (cgroup v2 has one hierarchy: give the "
+                             "sub-cgroup's path without a controller)" % ctrls[0])
+        cg = V2Cgroup(sub_cgroup_dir(self.path, sub[""]), self.mountpoint)
+        cg.is_sub = True
+        return cg
+
+    is_sub = False  # an `exec --cgroup` sub-cgroup: no falling back to the init's cgroup
+
+    def add_exec(self, pid: int, init_pid: int) -> None:
+        """runc's fallback: a container cgroup that has become a parent with controllers enabled (a nested
+        runtime or systemd inside moved the init below it) refuses processes (EBUSY, "no internal
+        processes"): join the init's own cgroup instead, as long as it is inside the container's."""
+        try:
+            self.add(pid)
+            return
+        except PyrunError as e:
+            first = e
+        if self.is_sub or not init_pid:
+            raise first
+        from runtime.cgroups import mounts
+
+        try:
+            own = mounts.parse_proc_cgroup(mounts.read_text("/proc/%d/cgroup" % init_pid))
+        except OSError:
+            raise first from None
+        rel = own.get("")
+        if rel is None:
+            raise first
+        target = self.mountpoint.rstrip("/") + rel
+        if target == self.path or not target.startswith(self.path.rstrip("/") + "/"):
+            raise first
+        _fs.add_pid(target, pid)
+
     def destroy(self) -> None:
         if self.path in self.created:
             _fs.remove_tree(self.path)

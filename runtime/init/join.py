@@ -95,7 +95,7 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
     try:
         if cgroup is not None and entry is None:
             try:
-                cgroup.add(first)
+                cgroup.add_exec(first, init_pid)
             except PyrunError as e:
                 # Rootless, a caller outside the delegated subtree may not move a process in (cgroup2 wants
                 # write access to the common ancestor): as runc, the process runs where the caller is.
