@@ -118,6 +118,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
             cgroup = rootless.usable_cgroup(cgroup, cfg, ctx.warn)  # None: the container goes without
             record["rootless"] = True
         if cgroup is not None:
+            cgroup.check(cfg.linux.resources)
             cgroup.plan()
             record["cgroup"] = cgroup.to_state()
             if cgroup.rootless:
@@ -294,22 +295,15 @@ def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
     if status not in ("created", "running", "paused"):
         if all_processes and status == "stopped":
             cg = c.cgroup()
-            for p in container_pids(c, cg) if cg else ():
-                _signal(p, sig)
+            if cg is not None:
+                kill_all(c, cg, sig)
             return
         raise PyrunError("container not running")
     if all_processes:
         cg = c.cgroup()
-        pids = container_pids(c, cg)
-        if status == "paused" or sig == 9:
-            # A frozen task only acts on a signal once thawed.
-            for p in pids:
-                _signal(p, sig)
-            if status == "paused" and cg:
-                cg.thaw()
-        else:
-            for p in pids:
-                _signal(p, sig)
+        kill_all(c, cg, sig)
+        if status == "paused" and cg is not None:
+            cg.thaw()  # a frozen task only acts on a signal once thawed (runc thaws after kill --all too)
         return
     _signal(c.pid, sig)
     if status == "paused" and sig == 9:
@@ -317,6 +311,26 @@ def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
         cg = c.cgroup()
         if cg is not None:
             cg.thaw()
+
+
+def kill_all(c: Container, cg, sig: int) -> None:
+    """Signal every process of the container. SIGKILL goes through cgroup.kill where the kernel has it
+    (as runc 1.2): one write that no fork can race. But cgroup.kill kills whatever is in the cgroup, so
+    only when that is the container alone: a cgroup pyrun made for it, with nobody else's process found
+    there at create (record["foreign"]) nor now. Otherwise, and for anything cgroup.kill did not reach
+    (hybrid: a process outside the unified tree), each of the container's pids is signalled."""
+    if sig == 9 and cg is not None and _cgroup_is_the_containers(c, cg):
+        cg.write_kill()
+    for p in container_pids(c, cg):
+        _signal(p, sig)
+
+
+def _cgroup_is_the_containers(c: Container, cg) -> bool:
+    d = cg.kill_dir()
+    if not d or d not in cg.created or c.record.get("foreign"):
+        return False
+    mine = set(container_pids(c, cg))
+    return all(p in mine for p in cg.pids_killed_by())
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -356,18 +370,17 @@ def destroy(c: Container) -> None:
             net_error = e
     cg = c.cgroup()
     if S.init_alive(c.record):
-        if cg is not None and c.status == "paused":
-            for p in container_pids(c, cg):
-                _signal(p, 9)
-            cg.thaw()
+        if cg is not None:
+            paused = c.status == "paused"
+            kill_all(c, cg, 9)
+            if paused:
+                cg.thaw()
         _kill_wait(c.pid, c.record.get("init_start"))
     if cg is not None:
         for _ in range(100):
-            pids = container_pids(c, cg)
-            if not pids:
+            if not container_pids(c, cg):
                 break
-            for p in pids:
-                _signal(p, 9)
+            kill_all(c, cg, 9)
             time.sleep(0.01)
         try:
             cg.destroy()

@@ -150,6 +150,9 @@ class Cgroup:
     def create(self) -> None:
         raise NotImplementedError
 
+    def check(self, resources: dict | None) -> None:
+        """Before create(): refuse what this layout can never apply, before any cgroup is made."""
+
     def apply(self, resources: dict | None) -> None:
         """Initial limits from linux.resources (on v1 always includes the device whitelist)."""
         raise NotImplementedError
@@ -165,6 +168,34 @@ class Cgroup:
         """An exec'd process the kernel would not let be born in the cgroup: the parent adds it. cgroup2
         overrides this with runc's fallback for a cgroup that has become a parent (EBUSY)."""
         self.add(pid)
+
+    def kill_dir(self):
+        """The cgroup2 directory whose cgroup.kill would SIGKILL this cgroup's processes (v2: the
+        container's; hybrid: its directory in the unified tree, which holds them too), or None."""
+        return None
+
+    def pids_killed_by(self) -> list:
+        """What writing cgroup.kill would kill: every process in kill_dir() and below."""
+        d = self.kill_dir()
+        return _pids_in(d) if d else []
+
+    def write_kill(self) -> bool:
+        """SIGKILL every process of kill_dir() and below in one step (cgroup.kill, Linux 5.14): atomic
+        against forks, so nothing forked meanwhile escapes. False where the kernel has no cgroup.kill."""
+        import errno
+
+        d = self.kill_dir()
+        if not d:
+            return False
+        from runtime.cgroups import _fs
+
+        try:
+            _fs.write_raw(d + "/cgroup.kill", "1")
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return False
+            raise PyrunError("cgroup: cannot write 1 to %s/cgroup.kill: %s" % (d, e.strerror)) from None
+        return True
 
     def exec_cgroup(self, sub: dict) -> "Cgroup":
         """`exec --cgroup`: the existing sub-cgroup(s) of this one the exec'd process joins instead, from
@@ -205,6 +236,12 @@ class Cgroup:
 
     def __repr__(self):
         return "<%s %r>" % (type(self).__name__, self.to_state())
+
+
+def _pids_in(d: str) -> list:
+    from runtime.cgroups import _fs
+
+    return _fs.pids_in(d)
 
 
 def parse_exec_cgroups(args: list) -> dict:

@@ -54,6 +54,9 @@ class V2Cgroup(Cgroup):
     def _entry_cgroup2_dir(self):
         return self.path
 
+    def kill_dir(self):
+        return self.path
+
     def add(self, pid: int) -> None:
         _fs.add_pid(self.path, pid)
 
@@ -196,9 +199,9 @@ class V2Cgroup(Cgroup):
             _fs.write(self.path, "cpu.max.burst", C.as_int(c["burst"], "cpu.burst"))
 
     def _pids(self, pd: dict) -> None:
-        limit = C.get_int(pd, "limit", "pids")
-        if limit:
-            _fs.write(self.path, "pids.max", limit if limit > 0 else "max")
+        value = C.pids_max(pd)
+        if value is not None:
+            _fs.write(self.path, "pids.max", value)
 
     def _io(self, b: dict) -> None:
         weight = C.get_int(b, "weight", "blockIO")
