@@ -70,8 +70,9 @@ class Container:
 
 
 def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, foreground=False, no_new_keyring=False):
-    """Set up everything but the user process and leave the init blocked on the exec fifo."""
+           preserve_fds=0, foreground=False, no_new_keyring=False, pidfd_socket=None):
+    """Set up everything but the user process and leave the init blocked on the exec fifo.
+    pidfd_socket: the path of --pidfd-socket, sent the init's pidfd once it is ready."""
     from runtime.spec.load import load_bundle
 
     S.check_id(cid)
@@ -95,6 +96,23 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     if ctx.systemd_cgroup and rootless.unprivileged():
         raise PyrunError("--systemd-cgroup: pyrun's systemd driver talks to the system manager, which needs root; "
                          "rootless, use the cgroupfs driver in a delegated cgroup2 subtree")
+    pidfd_sock = None
+    if pidfd_socket:
+        from runtime.pidfd import PidfdSocket
+
+        pidfd_sock = PidfdSocket(pidfd_socket)  # an unreachable socket fails here, before anything exists
+    try:
+        return _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds, foreground,
+                       no_new_keyring, pidfd_sock, lo_in_init, rootless_cgroups)
+    finally:
+        if pidfd_sock is not None:
+            pidfd_sock.close()
+
+
+def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds, foreground, no_new_keyring,
+            pidfd_sock, lo_in_init, rootless_cgroups):
+    from runtime import network, rootless
+
     path = S.make_container_dir(ctx.root, cid)
     lock_fd = S.lock(path)
     record = {
@@ -164,6 +182,11 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         c.stdio = pipes
         record["pid"] = pid
         record["init_start"] = S.proc_start_time(pid)
+        if pidfd_sock is not None:
+            from runtime.pidfd import INIT
+
+            # The init waits on the exec fifo; the start time recorded says the pidfd pins that process.
+            pidfd_sock.send_pid(pid, INIT, record["init_start"])
         if cfg.linux.namespace("pid") is not None:
             record["pidns"] = _pid_ns(pid)
         # the init waits on the exec fifo: eth0 is ready before the user process runs
@@ -441,7 +464,7 @@ def _remove_dir(path: str) -> None:
 
 
 def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
-        detach=False, keep=False, no_subreaper=False, no_new_keyring=False) -> int:
+        detach=False, keep=False, no_subreaper=False, no_new_keyring=False, pidfd_socket=None) -> int:
     """create + start; in the foreground, forward signals, reap, and return the container's status."""
     from runtime import linux as L
 
@@ -449,7 +472,7 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
         # The init may be a grandchild (namespace paths to join): it must come back to us to be reaped.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
     c = create(ctx, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground=not detach,
-               no_new_keyring=no_new_keyring)
+               no_new_keyring=no_new_keyring, pidfd_socket=pidfd_socket)
     try:
         if not detach:
             _forward_signals(c.pid)
@@ -533,12 +556,10 @@ def _wait_exit(pid: int) -> int:
 
 
 def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, console_socket=None,
-                 preserve_fds=0, ignore_paused=False, sub_cgroups=None) -> int:
+                 preserve_fds=0, ignore_paused=False, sub_cgroups=None, pidfd_socket=None) -> int:
     """Run another process in a created or running container; foreground returns its status.
     sub_cgroups: `exec --cgroup`, parsed (cgroups.parse_exec_cgroups): existing sub-cgroups of the
-    container's to run the process in."""
-    from runtime import linux as L
-    from runtime.init.join import spawn_in
+    container's to run the process in. pidfd_socket: --pidfd-socket's path, sent the process's pidfd."""
     from runtime.spec.model import Process
 
     c = Container(ctx.root, cid, lock=False)
@@ -560,6 +581,22 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
         if cgroup is None:
             raise PyrunError("--cgroup: container %s has no cgroup" % cid)
         cgroup = cgroup.exec_cgroup(sub_cgroups)
+    pidfd_sock = None
+    if pidfd_socket:
+        from runtime.pidfd import PidfdSocket
+
+        pidfd_sock = PidfdSocket(pidfd_socket)
+    try:
+        return _exec(ctx, c, proc, cgroup, detach, pid_file, console_socket, preserve_fds, pidfd_sock)
+    finally:
+        if pidfd_sock is not None:
+            pidfd_sock.close()
+
+
+def _exec(ctx, c, proc, cgroup, detach, pid_file, console_socket, preserve_fds, pidfd_sock) -> int:
+    from runtime import linux as L
+    from runtime.init.join import spawn_in
+
     console = None
     if proc.terminal:
         from runtime.console import Console
@@ -575,7 +612,7 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     try:
         pid = spawn_in(c.config(), proc, c.pid, cgroup, preserve_fds, console, ctx.warn,
                        pipes.child_fds() if pipes is not None else None, lambda: c.hook_state("running", c.pid),
-                       ctx.log_debug if ctx.debug else None)
+                       ctx.log_debug if ctx.debug else None, pidfd_sock)
     except BaseException:
         if pipes is not None:
             pipes.close()
