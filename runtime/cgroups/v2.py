@@ -120,10 +120,15 @@ class V2Cgroup(Cgroup):
     def _set(self, r: dict, devices: bool) -> None:
         """linux.resources.devices becomes an eBPF device program (devices.py), as with runc; on create
         always (the default allow-list), on update only when the rules are given.
-        memory.swappiness, memory.disableOOMKiller, memory.kernel*, cpu.realtime*, blockIO.leafWeight
-        and network have no v2 files and are ignored, as runc 1.1 ignores them."""
+        memory.swappiness, memory.disableOOMKiller, memory.kernel*, blockIO.leafWeight and network have
+        no v2 files and are ignored, as runc 1.1 ignores them. cpu.realtimePeriod/realtimeRuntime (v2 has no
+        realtime group scheduling) are refused: a real-time budget silently dropped is a limit not kept."""
         if not isinstance(r, dict):
             raise PyrunError("linux.resources: expected an object")
+        for key in ("realtimePeriod", "realtimeRuntime"):
+            if C.get_int(r.get("cpu") or {}, key, "cpu"):
+                raise PyrunError("linux.resources.cpu.%s: cgroup v2 has no real-time group scheduling "
+                                 "(cpu.rt_period_us / cpu.rt_runtime_us are cgroup v1 only)" % key)
         if devices:
             from runtime.cgroups import devices as D
 
