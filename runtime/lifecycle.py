@@ -237,18 +237,30 @@ def container_pids(c: Container, cg=None) -> list[int]:
     cg = cg if cg is not None else c.cgroup()
     if cg is None:
         return [c.pid] if S.init_alive(c.record) else []
+    judge = _judge(c)
+    return [p for p in cg.pids() if judge(p)]
+
+
+def _judge(c: Container):
+    """p -> True if p is the container's, False if not, None if it is gone."""
     foreign = {(p, t) for p, t in c.record.get("foreign") or ()}
     since = c.record.get("init_start")
     pidns = c.record.get("pidns")
-    out = []
-    for p in cg.pids():
+
+    def judge(p: int):
         t = S.proc_start_time(p)
-        if t is None or (p, t) in foreign or (since is not None and t < since):
-            continue
-        if pidns is not None and _pid_ns(p) != pidns:
-            continue
-        out.append(p)
-    return out
+        if t is None:
+            return None
+        if (p, t) in foreign or (since is not None and t < since):
+            return False
+        if pidns is not None:
+            ns = _pid_ns(p)
+            if ns is None:
+                return None
+            return ns == pidns
+        return True
+
+    return judge
 
 
 def _config_bytes(cfg) -> bytes:
@@ -352,8 +364,8 @@ def _cgroup_is_the_containers(c: Container, cg) -> bool:
     d = cg.kill_dir()
     if not d or d not in cg.created or c.record.get("foreign"):
         return False
-    mine = set(container_pids(c, cg))
-    return all(p in mine for p in cg.pids_killed_by())
+    judge = _judge(c)
+    return all(judge(p) is not False for p in cg.pids_killed_by())  # gone meanwhile: no one's
 
 
 def _signal(pid: int, sig: int) -> None:
