@@ -176,8 +176,10 @@ class Cgroup:
 
     def pids_killed_by(self) -> list:
         """What writing cgroup.kill would kill: every process in kill_dir() and below."""
+        from runtime.cgroups import _fs
+
         d = self.kill_dir()
-        return _pids_in(d) if d else []
+        return _fs.pids_in(d) if d else []
 
     def write_kill(self) -> bool:
         """SIGKILL every process of kill_dir() and below in one step (cgroup.kill, Linux 5.14): atomic
@@ -236,12 +238,6 @@ class Cgroup:
 
     def __repr__(self):
         return "<%s %r>" % (type(self).__name__, self.to_state())
-
-
-def _pids_in(d: str) -> list:
-    from runtime.cgroups import _fs
-
-    return _fs.pids_in(d)
 
 
 def parse_exec_cgroups(args: list) -> dict:

@@ -184,7 +184,7 @@ class V1Cgroup(Cgroup):
         """What this host can never do, refused before create makes anything (runc's wording)."""
         if isinstance(resources, dict) and resources.get("unified"):
             raise PyrunError("invalid configuration: linux.resources.unified: cannot use unified on cgroup v1 "
-                             "(this host's cgroup v2 tree has no controllers)")
+                             "(this host's controllers are cgroup v1 hierarchies)")
 
     def _set(self, r: dict, devices: bool) -> None:
         if not isinstance(r, dict):

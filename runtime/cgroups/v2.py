@@ -60,6 +60,8 @@ class V2Cgroup(Cgroup):
     def add(self, pid: int) -> None:
         _fs.add_pid(self.path, pid)
 
+    is_sub = False  # an `exec --cgroup` sub-cgroup: no falling back to the init's cgroup
+
     def exec_cgroup(self, sub: dict) -> "V2Cgroup":
         """cgroup v2 has one hierarchy: only the plain `--cgroup PATH` form (runc's paths map has just "")."""
         from runtime.cgroups import sub_cgroup_dir
@@ -71,8 +73,6 @@ class V2Cgroup(Cgroup):
         cg = V2Cgroup(sub_cgroup_dir(self.path, sub[""]), self.mountpoint)
         cg.is_sub = True
         return cg
-
-    is_sub = False  # an `exec --cgroup` sub-cgroup: no falling back to the init's cgroup
 
     def add_exec(self, pid: int, init_pid: int) -> None:
         """runc's fallback: a container cgroup that has become a parent with controllers enabled (a nested
