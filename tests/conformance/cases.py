@@ -789,12 +789,13 @@ case("kill-all-hostpid", "kill --all KILL without a pid namespace: every process
 case("cgroup-pids-zero", "pids.limit 0", config={"linux": {"resources": {"pids": {"limit": 0}}}},
      probe="read m < /sys/fs/cgroup/pids/pids.max; echo $m", expect="^max$",
      differs="runtime-spec 1.3 makes pids.limit 0 a real limit (pids.max 0; runc 1.4 too); runc 1.1.5 takes it "
-             "for unset and leaves pids.max at max")
+             "for unset and leaves pids.max at max", pyrun_expect=r"-> 0\s+0$")
 case("update-pids-zero", "update --pids-limit 0", probe=["sleep", "30"],
      config={"linux": {"resources": {"pids": {"limit": 40}}}},
      steps=[*RUNNING, ("update", "--pids-limit", "0", "{id}"), ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max"),
             DELETE_F], expect="^40$",
-     differs="runtime-spec 1.3 / runc 1.4: 0 is a limit (pids.max 0); runc 1.1.5 treats 0 as 'leave it'")
+     differs="runtime-spec 1.3 / runc 1.4: 0 is a limit (pids.max 0); runc 1.1.5 treats 0 as 'leave it'",
+     pyrun_expect=r"cat /sys/fs/cgroup/pids/pids.max -> 0\s+0$")
 UPDATE_ALL = ("update", "--memory", "67108864", "--memory-swap", "134217728", "--memory-reservation", "33554432",
               "--cpu-share", "512", "--cpu-quota", "20000", "--cpu-period", "100000", "--cpuset-cpus", "0",
               "--cpuset-mems", "0", "--pids-limit", "40", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "10000",
@@ -814,7 +815,7 @@ case("update-devices", "update -r with linux.resources.devices (allow /dev/fuse)
      expect=r"update -r .* -> 0",
      differs="runc 1.1.5 reads the device rules given to update and drops them (SkipDevices: it cannot change "
              "them); pyrun applies them, moving the v1 rules without a moment of deny-all (and replacing the v2 "
-             "program atomically)")
+             "program atomically)", pyrun_expect=r"devices.list -> 0\s+1$")
 
 # ======================================================================================================
 # exec
