@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from runtime import linux as L
@@ -192,7 +193,13 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     join(fds)
     if debug:
         chan.send("debug", "joined the namespaces of the container (%s)" % ",".join(t for t, _ in fds))
-    pid = L.clone(0)
+    try:
+        pid = L.clone(0)
+    except OSError as e:
+        if e.errno == errno.EAGAIN:
+            raise PyrunError("cannot start the process: fork refused (EAGAIN): the container's pids limit "
+                             "(linux.resources.pids.limit) or the host's is reached") from None
+        raise
     if pid != 0:
         chan.send("pid", str(pid))
         if pidfd_sock is not None:
