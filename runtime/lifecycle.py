@@ -632,7 +632,7 @@ def _exec(ctx, c, proc, cgroup, detach, pid_file, console_socket, preserve_fds, 
     if pipes is not None:
         pipes.after_clone()
     if ctx.debug:
-        ctx.log_debug("exec %s: process %s started, pid %d" % (cid, proc.args[0], pid))
+        ctx.log_debug("exec %s: process %s started, pid %d" % (c.id, proc.args[0], pid))
     try:
         if pid_file:
             write_pid_file(pid_file, pid)
