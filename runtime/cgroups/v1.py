@@ -140,7 +140,9 @@ class V1Cgroup(Cgroup):
         for old, new in [(d, paths[c]) for c, d in self.paths.items()] + [(self.unified, unified)]:
             if old is not None:
                 mountpoints[new] = self.mountpoints.get(old) or os.path.dirname(old)
-        return V1Cgroup(paths, unified, mountpoints)
+        cg = V1Cgroup(paths, unified, mountpoints)
+        cg.rootless = self.rootless
+        return cg
 
     def destroy(self) -> None:
         """Remove, deepest first, only what create() made; never a directory that was there before."""

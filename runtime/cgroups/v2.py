@@ -72,6 +72,7 @@ class V2Cgroup(Cgroup):
                              "sub-cgroup's path without a controller)" % ctrls[0])
         cg = V2Cgroup(sub_cgroup_dir(self.path, sub[""]), self.mountpoint)
         cg.is_sub = True
+        cg.rootless = self.rootless
         return cg
 
     def add_exec(self, pid: int, init_pid: int) -> None:
