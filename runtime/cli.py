@@ -32,6 +32,7 @@ _CREATE_FLAGS = {
     "no-pivot": (BOOL, None, "do not use pivot_root to jail the process inside rootfs"),
     "no-new-keyring": (BOOL, None, "do not create a new session keyring for the container"),
     "preserve-fds": (INT, None, "pass N additional file descriptors to the container"),
+    "pidfd-socket": (STR, None, "path to an AF_UNIX socket which will receive a file descriptor referencing the init process"),
 }
 
 # name: (flags, positional names, summary)
@@ -63,7 +64,8 @@ COMMANDS = {
         "no-new-privs": (BOOL, None, "set the no new privileges value for the process"),
         "cap": (MULTI, "c", "add a capability to the bounding set for the process"),
         "preserve-fds": (INT, None, "pass N additional file descriptors to the container"),
-        "cgroup": (MULTI, None, "run the process in an (existing) sub-cgroup(s)"),
+        "cgroup": (MULTI, None, "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
+        "pidfd-socket": (STR, None, "path to an AF_UNIX socket which will receive a file descriptor referencing the exec process"),
         "ignore-paused": (BOOL, None, "allow exec in a paused container"),
     }, ["container-id", "[command...]"], "execute new process inside the container"),
     "ps": ({"format": (STR, "f", "select one of: table or json (default: table)")},

@@ -25,7 +25,7 @@ def cmd_create(ctx, opts, pos):
     _args("create", pos, 1)
     c = lifecycle.create(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
                          opts.get("no-pivot", False), opts.get("preserve-fds", 0),
-                         no_new_keyring=opts.get("no-new-keyring", False))
+                         no_new_keyring=opts.get("no-new-keyring", False), pidfd_socket=opts.get("pidfd-socket"))
     c.close()
 
 
@@ -43,7 +43,7 @@ def cmd_run(ctx, opts, pos):
     return lifecycle.run(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
                          opts.get("no-pivot", False), opts.get("preserve-fds", 0), opts.get("detach", False),
                          opts.get("keep", False), opts.get("no-subreaper", False),
-                         no_new_keyring=opts.get("no-new-keyring", False))
+                         no_new_keyring=opts.get("no-new-keyring", False), pidfd_socket=opts.get("pidfd-socket"))
 
 
 def cmd_state(ctx, opts, pos):
@@ -167,8 +167,11 @@ def cmd_exec(ctx, opts, pos):
     if not pos:
         raise PyrunError('"exec" requires a minimum of 1 argument(s)')
     cid = pos[0]
+    sub_cgroups = None
     if opts.get("cgroup"):
-        raise PyrunError("--cgroup: sub-cgroups for exec are not supported by pyrun")
+        from runtime.cgroups import parse_exec_cgroups
+
+        sub_cgroups = parse_exec_cgroups(opts["cgroup"])
     if opts.get("process"):
         from runtime.errors import ConfigError
         from runtime.spec.load import read_json, validate_config
@@ -188,7 +191,7 @@ def cmd_exec(ctx, opts, pos):
         _exec_overrides(proc, opts)
     return lifecycle.exec_process(ctx, cid, proc, opts.get("detach", False), opts.get("pid-file"),
                                   opts.get("console-socket"), opts.get("preserve-fds", 0),
-                                  opts.get("ignore-paused", False))
+                                  opts.get("ignore-paused", False), sub_cgroups, opts.get("pidfd-socket"))
 
 
 def _exec_overrides(proc: dict, opts: dict) -> None:

@@ -70,8 +70,9 @@ class Container:
 
 
 def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, foreground=False, no_new_keyring=False):
-    """Set up everything but the user process and leave the init blocked on the exec fifo."""
+           preserve_fds=0, foreground=False, no_new_keyring=False, pidfd_socket=None):
+    """Set up everything but the user process and leave the init blocked on the exec fifo.
+    pidfd_socket: the path of --pidfd-socket, sent the init's pidfd once it is ready."""
     from runtime.spec.load import load_bundle
 
     S.check_id(cid)
@@ -95,6 +96,23 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
     if ctx.systemd_cgroup and rootless.unprivileged():
         raise PyrunError("--systemd-cgroup: pyrun's systemd driver talks to the system manager, which needs root; "
                          "rootless, use the cgroupfs driver in a delegated cgroup2 subtree")
+    pidfd_sock = None
+    if pidfd_socket:
+        from runtime.pidfd import PidfdSocket
+
+        pidfd_sock = PidfdSocket(pidfd_socket)  # an unreachable socket fails here, before anything exists
+    try:
+        return _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds, foreground,
+                       no_new_keyring, pidfd_sock, lo_in_init, rootless_cgroups)
+    finally:
+        if pidfd_sock is not None:
+            pidfd_sock.close()
+
+
+def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds, foreground, no_new_keyring,
+            pidfd_sock, lo_in_init, rootless_cgroups):
+    from runtime import network, rootless
+
     path = S.make_container_dir(ctx.root, cid)
     lock_fd = S.lock(path)
     record = {
@@ -118,6 +136,7 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
             cgroup = rootless.usable_cgroup(cgroup, cfg, ctx.warn)  # None: the container goes without
             record["rootless"] = True
         if cgroup is not None:
+            cgroup.check(cfg.linux.resources)
             cgroup.plan()
             record["cgroup"] = cgroup.to_state()
             if cgroup.rootless:
@@ -163,6 +182,11 @@ def create(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pi
         c.stdio = pipes
         record["pid"] = pid
         record["init_start"] = S.proc_start_time(pid)
+        if pidfd_sock is not None:
+            from runtime.pidfd import INIT
+
+            # The init waits on the exec fifo; the start time recorded says the pidfd pins that process.
+            pidfd_sock.send_pid(pid, INIT, record["init_start"])
         if cfg.linux.namespace("pid") is not None:
             record["pidns"] = _pid_ns(pid)
         # the init waits on the exec fifo: eth0 is ready before the user process runs
@@ -213,18 +237,30 @@ def container_pids(c: Container, cg=None) -> list[int]:
     cg = cg if cg is not None else c.cgroup()
     if cg is None:
         return [c.pid] if S.init_alive(c.record) else []
+    judge = _judge(c)
+    return [p for p in cg.pids() if judge(p)]
+
+
+def _judge(c: Container):
+    """p -> True if p is the container's, False if not, None if it is gone."""
     foreign = {(p, t) for p, t in c.record.get("foreign") or ()}
     since = c.record.get("init_start")
     pidns = c.record.get("pidns")
-    out = []
-    for p in cg.pids():
+
+    def judge(p: int):
         t = S.proc_start_time(p)
-        if t is None or (p, t) in foreign or (since is not None and t < since):
-            continue
-        if pidns is not None and _pid_ns(p) != pidns:
-            continue
-        out.append(p)
-    return out
+        if t is None:
+            return None
+        if (p, t) in foreign or (since is not None and t < since):
+            return False
+        if pidns is not None:
+            ns = _pid_ns(p)
+            if ns is None:
+                return None
+            return ns == pidns
+        return True
+
+    return judge
 
 
 def _config_bytes(cfg) -> bytes:
@@ -294,22 +330,15 @@ def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
     if status not in ("created", "running", "paused"):
         if all_processes and status == "stopped":
             cg = c.cgroup()
-            for p in container_pids(c, cg) if cg else ():
-                _signal(p, sig)
+            if cg is not None:
+                kill_all(c, cg, sig)
             return
         raise PyrunError("container not running")
     if all_processes:
         cg = c.cgroup()
-        pids = container_pids(c, cg)
-        if status == "paused" or sig == 9:
-            # A frozen task only acts on a signal once thawed.
-            for p in pids:
-                _signal(p, sig)
-            if status == "paused" and cg:
-                cg.thaw()
-        else:
-            for p in pids:
-                _signal(p, sig)
+        kill_all(c, cg, sig)
+        if status == "paused" and cg is not None:
+            cg.thaw()  # a frozen task only acts on a signal once thawed (runc thaws after kill --all too)
         return
     _signal(c.pid, sig)
     if status == "paused" and sig == 9:
@@ -317,6 +346,26 @@ def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
         cg = c.cgroup()
         if cg is not None:
             cg.thaw()
+
+
+def kill_all(c: Container, cg, sig: int) -> None:
+    """Signal every process of the container. SIGKILL goes through cgroup.kill where the kernel has it
+    (as runc 1.2): one write that no fork can race. But cgroup.kill kills whatever is in the cgroup, so
+    only when that is the container alone: a cgroup pyrun made for it, with nobody else's process found
+    there at create (record["foreign"]) nor now. Otherwise, and for anything cgroup.kill did not reach
+    (hybrid: a process outside the unified tree), each of the container's pids is signalled."""
+    if sig == 9 and cg is not None and _cgroup_is_the_containers(c, cg):
+        cg.write_kill()
+    for p in container_pids(c, cg):
+        _signal(p, sig)
+
+
+def _cgroup_is_the_containers(c: Container, cg) -> bool:
+    d = cg.kill_dir()
+    if not d or d not in cg.created or c.record.get("foreign"):
+        return False
+    judge = _judge(c)
+    return all(judge(p) is not False for p in cg.pids_killed_by())  # gone meanwhile: no one's
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -356,18 +405,17 @@ def destroy(c: Container) -> None:
             net_error = e
     cg = c.cgroup()
     if S.init_alive(c.record):
-        if cg is not None and c.status == "paused":
-            for p in container_pids(c, cg):
-                _signal(p, 9)
-            cg.thaw()
+        if cg is not None:
+            paused = c.status == "paused"
+            kill_all(c, cg, 9)
+            if paused:
+                cg.thaw()
         _kill_wait(c.pid, c.record.get("init_start"))
     if cg is not None:
         for _ in range(100):
-            pids = container_pids(c, cg)
-            if not pids:
+            if not container_pids(c, cg):
                 break
-            for p in pids:
-                _signal(p, 9)
+            kill_all(c, cg, 9)
             time.sleep(0.01)
         try:
             cg.destroy()
@@ -428,7 +476,7 @@ def _remove_dir(path: str) -> None:
 
 
 def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
-        detach=False, keep=False, no_subreaper=False, no_new_keyring=False) -> int:
+        detach=False, keep=False, no_subreaper=False, no_new_keyring=False, pidfd_socket=None) -> int:
     """create + start; in the foreground, forward signals, reap, and return the container's status."""
     from runtime import linux as L
 
@@ -436,7 +484,7 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
         # The init may be a grandchild (namespace paths to join): it must come back to us to be reaped.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
     c = create(ctx, cid, bundle, pid_file, console_socket, no_pivot, preserve_fds, foreground=not detach,
-               no_new_keyring=no_new_keyring)
+               no_new_keyring=no_new_keyring, pidfd_socket=pidfd_socket)
     try:
         if not detach:
             _forward_signals(c.pid)
@@ -520,10 +568,10 @@ def _wait_exit(pid: int) -> int:
 
 
 def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, console_socket=None,
-                 preserve_fds=0, ignore_paused=False) -> int:
-    """Run another process in a created or running container; foreground returns its status."""
-    from runtime import linux as L
-    from runtime.init.join import spawn_in
+                 preserve_fds=0, ignore_paused=False, sub_cgroups=None, pidfd_socket=None) -> int:
+    """Run another process in a created or running container; foreground returns its status.
+    sub_cgroups: `exec --cgroup`, parsed (cgroups.parse_exec_cgroups): existing sub-cgroups of the
+    container's to run the process in. pidfd_socket: --pidfd-socket's path, sent the process's pidfd."""
     from runtime.spec.model import Process
 
     c = Container(ctx.root, cid, lock=False)
@@ -540,6 +588,27 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     check_process(proc)
     if proc.terminal and not console_socket and detach:
         raise PyrunError("cannot allocate tty if pyrun will detach without setting console socket")
+    cgroup = c.cgroup()
+    if sub_cgroups:
+        if cgroup is None:
+            raise PyrunError("--cgroup: container %s has no cgroup" % cid)
+        cgroup = cgroup.exec_cgroup(sub_cgroups)
+    pidfd_sock = None
+    if pidfd_socket:
+        from runtime.pidfd import PidfdSocket
+
+        pidfd_sock = PidfdSocket(pidfd_socket)
+    try:
+        return _exec(ctx, c, proc, cgroup, detach, pid_file, console_socket, preserve_fds, pidfd_sock)
+    finally:
+        if pidfd_sock is not None:
+            pidfd_sock.close()
+
+
+def _exec(ctx, c, proc, cgroup, detach, pid_file, console_socket, preserve_fds, pidfd_sock) -> int:
+    from runtime import linux as L
+    from runtime.init.join import spawn_in
+
     console = None
     if proc.terminal:
         from runtime.console import Console
@@ -553,9 +622,9 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
 
             pipes = Pipes(3 + preserve_fds)
     try:
-        pid = spawn_in(c.config(), proc, c.pid, c.cgroup(), preserve_fds, console, ctx.warn,
+        pid = spawn_in(c.config(), proc, c.pid, cgroup, preserve_fds, console, ctx.warn,
                        pipes.child_fds() if pipes is not None else None, lambda: c.hook_state("running", c.pid),
-                       ctx.log_debug if ctx.debug else None)
+                       ctx.log_debug if ctx.debug else None, pidfd_sock)
     except BaseException:
         if pipes is not None:
             pipes.close()
@@ -563,7 +632,7 @@ def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, con
     if pipes is not None:
         pipes.after_clone()
     if ctx.debug:
-        ctx.log_debug("exec %s: process %s started, pid %d" % (cid, proc.args[0], pid))
+        ctx.log_debug("exec %s: process %s started, pid %d" % (c.id, proc.args[0], pid))
     try:
         if pid_file:
             write_pid_file(pid_file, pid)

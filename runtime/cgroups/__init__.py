@@ -150,6 +150,9 @@ class Cgroup:
     def create(self) -> None:
         raise NotImplementedError
 
+    def check(self, resources: dict | None) -> None:
+        """Before create(): refuse what this layout can never apply, before any cgroup is made."""
+
     def apply(self, resources: dict | None) -> None:
         """Initial limits from linux.resources (on v1 always includes the device whitelist)."""
         raise NotImplementedError
@@ -159,6 +162,46 @@ class Cgroup:
         raise NotImplementedError
 
     def add(self, pid: int) -> None:
+        raise NotImplementedError
+
+    def add_exec(self, pid: int, init_pid: int) -> None:
+        """An exec'd process the kernel would not let be born in the cgroup: the parent adds it. cgroup2
+        overrides this with runc's fallback for a cgroup that has become a parent (EBUSY)."""
+        self.add(pid)
+
+    def kill_dir(self):
+        """The cgroup2 directory whose cgroup.kill would SIGKILL this cgroup's processes (v2: the
+        container's; hybrid: its directory in the unified tree, which holds them too), or None."""
+        return None
+
+    def pids_killed_by(self) -> list:
+        """What writing cgroup.kill would kill: every process in kill_dir() and below."""
+        from runtime.cgroups import _fs
+
+        d = self.kill_dir()
+        return _fs.pids_in(d) if d else []
+
+    def write_kill(self) -> bool:
+        """SIGKILL every process of kill_dir() and below in one step (cgroup.kill, Linux 5.14): atomic
+        against forks, so nothing forked meanwhile escapes. False where the kernel has no cgroup.kill."""
+        import errno
+
+        d = self.kill_dir()
+        if not d:
+            return False
+        from runtime.cgroups import _fs
+
+        try:
+            _fs.write_raw(d + "/cgroup.kill", "1")
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return False
+            raise PyrunError("cgroup: cannot write 1 to %s/cgroup.kill: %s" % (d, e.strerror)) from None
+        return True
+
+    def exec_cgroup(self, sub: dict) -> "Cgroup":
+        """`exec --cgroup`: the existing sub-cgroup(s) of this one the exec'd process joins instead, from
+        parse_exec_cgroups() ({"": path} for every hierarchy, or {controller: path}). Nothing is created."""
         raise NotImplementedError
 
     def to_state(self) -> dict:
@@ -195,6 +238,39 @@ class Cgroup:
 
     def __repr__(self):
         return "<%s %r>" % (type(self).__name__, self.to_state())
+
+
+def parse_exec_cgroups(args: list) -> dict:
+    """runc's `exec --cgroup` values: one `PATH` (every hierarchy; the only form on cgroup v2), or
+    `controller[,controller]:PATH` repeated (cgroup v1) -> {"": PATH} or {controller: PATH}."""
+    out: dict = {}
+    for a in args:
+        parts = a.split(":")
+        if len(parts) > 2:
+            raise PyrunError("invalid --cgroup argument: %s" % a)
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise PyrunError("invalid --cgroup argument: %s (missing <controller>: prefix)" % a)
+            out[""] = a
+        else:
+            for ctrl in parts[0].split(","):
+                out[ctrl] = parts[1]
+    return out
+
+
+def sub_cgroup_dir(base: str, sub: str) -> str:
+    """`sub` below the container's cgroup directory `base`; like runc, never above it ("/" and "." are
+    the container's own cgroup), and it must exist: exec never creates cgroups."""
+    import os
+    import posixpath
+
+    path = posixpath.normpath(base.rstrip("/") + "/" + sub)
+    if path != base.rstrip("/") and not path.startswith(base.rstrip("/") + "/"):
+        raise PyrunError("--cgroup: %s is not a sub cgroup path" % sub)
+    if not os.path.isdir(path):
+        raise PyrunError("--cgroup: %s: no such sub-cgroup of the container's cgroup (%s does not exist)"
+                         % (sub, path))
+    return path
 
 
 class Entry:

@@ -41,6 +41,16 @@ def get_int(d: dict, key: str, what: str) -> int:
     return as_int(v, what + "." + key)
 
 
+def pids_max(pids: dict):
+    """pids.limit -> the pids.max value, or None for nothing to write. runtime-spec 1.3 (and runc 1.4): a
+    limit given is a real limit, 0 included (no task may fork, or be born, into the cgroup); a negative one
+    is "max"; only an absent (or null) limit leaves the file alone. (runc 1.1 took 0 for "unset".)"""
+    if pids.get("limit") is None:
+        return None
+    limit = as_int(pids["limit"], "pids.limit")
+    return "max" if limit < 0 else limit
+
+
 def shares_to_weight(shares: int) -> int:
     """cpu.shares [2, 262144] -> cpu.weight [1, 10000], runc's ConvertCPUSharesToCgroupV2Value (with the
     input clamped, where Go's uint arithmetic would wrap for shares < 2)."""

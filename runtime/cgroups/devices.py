@@ -139,6 +139,46 @@ def emulate(rules: list) -> tuple:
     return default_allow, exceptions
 
 
+def parse_list(text: str):
+    """A v1 devices.list -> (default_allow, exceptions) as emulate() gives them, or None when it cannot
+    be known: an allow-all cgroup lists only "a *:* rwm", never its deny exceptions."""
+    exceptions: dict = {}
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        t, majmin, letters = line.split()
+        if t == "a":
+            return None
+        allow, t, major, minor, access, _ = _parse(True, "%s %s %s" % (t, majmin, letters), "devices.list")
+        key = (t, major, minor)
+        exceptions[key] = exceptions.get(key, 0) | access
+    return False, exceptions
+
+
+def transition(current, target: tuple) -> list:
+    """The v1 devices.allow / devices.deny writes taking a cgroup from `current` (parse_list()) to
+    `target` (emulate()) with no moment of deny-all or allow-all when both are allow-lists, as runc's
+    devices emulator Transition does: take away what the target drops, then add what it gains. A
+    different default, or a current state that cannot be known, needs the one disruptive "a" first.
+    -> [(allow, "type major:minor access")]"""
+    default_allow, wanted = target
+    out = []
+    old: dict = {}
+    if current is None or current[0] != default_allow:
+        out.append((default_allow, "a *:* rwm"))
+    else:
+        old = current[1]
+    for key in sorted(old):
+        dropped = old[key] & ~wanted.get(key, 0)
+        if dropped:
+            out.append((default_allow, rule_text(key[0], key[1], key[2], dropped)))
+    for key in sorted(wanted):
+        gained = wanted[key] & ~old.get(key, 0)
+        if gained:
+            out.append((not default_allow, rule_text(key[0], key[1], key[2], gained)))
+    return out
+
+
 # -- the program --------------------------------------------------------------------------------------------
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
     """struct bpf_insn {u8 code; u8 dst_reg:4, src_reg:4; s16 off; s32 imm} (little-endian bit fields:

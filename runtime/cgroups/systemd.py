@@ -135,9 +135,11 @@ def resource_properties(r: dict) -> list:
         props.append(("AllowedCPUs", ("ay", _cpuset_mask(cpu["cpus"], "cpus"))))
     if cpu.get("mems"):
         props.append(("AllowedMemoryNodes", ("ay", _cpuset_mask(cpu["mems"], "mems"))))
-    pids = C.get_int(r.get("pids") or {}, "limit", "pids")
-    if pids:
-        props.append(("TasksMax", ("t", INFINITY if pids < 0 else pids)))
+    pids = C.pids_max(r.get("pids") or {})
+    if pids is not None:
+        # systemd refuses TasksMax=0 (out of range): 1 is the nearest it keeps, and pids.max itself is then
+        # written 0 through the files (below); with a task in the cgroup the two limits act the same.
+        props.append(("TasksMax", ("t", INFINITY if pids == "max" else max(pids, 1))))
     props += unified_properties(r.get("unified") or {})
     return props
 

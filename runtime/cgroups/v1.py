@@ -53,6 +53,9 @@ class V1Cgroup(Cgroup):
     def _entry_cgroup2_dir(self):
         return self.unified
 
+    def kill_dir(self):
+        return self.unified
+
     def _entry_v1_dirs(self) -> list:
         return [(d, self._optional(d)) for d in self._dirs() if d != self.unified]
 
@@ -109,6 +112,38 @@ class V1Cgroup(Cgroup):
             else:
                 _fs.add_pid(d, pid)
 
+    def exec_cgroup(self, sub: dict) -> "V1Cgroup":
+        """{"": path}: every hierarchy the container has (named ones and the hybrid unified directory too,
+        as runc); {controller: path}: those controllers' hierarchies, the rest stay in the container's
+        cgroup. A hierarchy holds a process in one cgroup only, so co-mounted controllers (cpu,cpuacct)
+        move together, and two different paths for one hierarchy are an error."""
+        from runtime.cgroups import sub_cgroup_dir
+
+        every = sub.get("") if list(sub) == [""] else None
+        unknown = [k for k in sub if k not in self.paths and not (k == "" and every is not None)]
+        if unknown:
+            raise PyrunError("--cgroup: unknown controller %s (the container's cgroup has: %s)"
+                             % (unknown[0], ", ".join(sorted(self.paths))))
+        moved: dict = {}  # container directory -> sub path asked for it
+        for ctrl, d in self.paths.items():
+            want = every if every is not None else sub.get(ctrl)
+            if want is None:
+                continue
+            if moved.setdefault(d, want) != want:
+                raise PyrunError("--cgroup: %s: controllers of one hierarchy (%s) given different paths"
+                                 % (ctrl, d))
+        paths = {ctrl: sub_cgroup_dir(d, moved[d]) if d in moved else d for ctrl, d in self.paths.items()}
+        unified = self.unified
+        if unified and every is not None:
+            unified = sub_cgroup_dir(unified, every)
+        mountpoints = {}
+        for old, new in [(d, paths[c]) for c, d in self.paths.items()] + [(self.unified, unified)]:
+            if old is not None:
+                mountpoints[new] = self.mountpoints.get(old) or os.path.dirname(old)
+        cg = V1Cgroup(paths, unified, mountpoints)
+        cg.rootless = self.rootless
+        return cg
+
     def destroy(self) -> None:
         """Remove, deepest first, only what create() made; never a directory that was there before."""
         created = set(self.created)
@@ -147,12 +182,16 @@ class V1Cgroup(Cgroup):
         r = resources or {}
         self._set(r, devices="devices" in r)
 
+    def check(self, resources: dict | None) -> None:
+        """What this host can never do, refused before create makes anything (runc's wording)."""
+        if isinstance(resources, dict) and resources.get("unified"):
+            raise PyrunError("invalid configuration: linux.resources.unified: cannot use unified on cgroup v1 "
+                             "(this host's controllers are cgroup v1 hierarchies)")
+
     def _set(self, r: dict, devices: bool) -> None:
         if not isinstance(r, dict):
             raise PyrunError("linux.resources: expected an object")
-        if r.get("unified"):
-            raise PyrunError("linux.resources.unified: cannot use cgroup v2 (unified) settings on a cgroup "
-                             "v1 host")
+        self.check(r)
         cpu = r.get("cpu") or {}
         self._cpuset(cpu)
         if devices:
@@ -177,16 +216,27 @@ class V1Cgroup(Cgroup):
             _fs.write(self._need("cpuset", "cpu.mems"), "cpuset.mems", mems)
 
     def _devices(self, rules: list) -> None:
-        """Default-deny first, then the spec's rules in order, then runc's default whitelist (the kernel
-        keeps the result; runc gets the same list through its device emulator)."""
+        """The spec's rules then runc's default allow-list, run through runc's devices emulator
+        (devices.emulate, the same semantics as the v2 program); the cgroup is then moved from what its
+        devices.list says to that with the fewest writes (devices.transition): an `update` of an
+        allow-list never passes through deny-all or allow-all, so a process using /dev/null meanwhile
+        never sees EPERM. Checked afterwards against devices.list, as runc does."""
+        from runtime.cgroups import devices as D
+
         p = self.paths.get("devices")
         if p is None:
             raise PyrunError("the devices cgroup controller is not mounted; refusing to run a container "
                              "without a device whitelist")
-        parsed = [C.device_rule(rule, i) for i, rule in enumerate(rules)]
-        _fs.write(p, "devices.deny", "a")
-        for allow, text in C.device_writes(parsed):
+        if not isinstance(rules, list):
+            raise PyrunError("linux.resources.devices: expected an array")
+        target = D.emulate(D.rules_for(rules))
+        current = D.parse_list(_fs.read_or(p + "/devices.list", "a *:* rwm"))
+        for allow, text in D.transition(current, target):
             _fs.write(p, "devices.allow" if allow else "devices.deny", text)
+        after = D.parse_list(_fs.read_or(p + "/devices.list", ""))
+        if (after is None) != target[0] or (not target[0] and after != target):
+            raise PyrunError("cgroup: %s/devices.list does not match linux.resources.devices after writing "
+                             "them" % p)
 
     def _memory(self, m: dict) -> None:
         limit = C.get_int(m, "limit", "memory")
@@ -293,9 +343,9 @@ class V1Cgroup(Cgroup):
             _fs.write(p, "cpu.rt_runtime_us", rt_runtime)
 
     def _pids(self, pd: dict) -> None:
-        limit = C.get_int(pd, "limit", "pids")
-        if limit:
-            _fs.write(self._need("pids", "pids.limit"), "pids.max", limit if limit > 0 else "max")
+        value = C.pids_max(pd)
+        if value is not None:
+            _fs.write(self._need("pids", "pids.limit"), "pids.max", value)
 
     def _blkio(self, b: dict) -> None:
         weight = C.get_int(b, "weight", "blockIO")

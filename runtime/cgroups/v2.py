@@ -54,8 +54,51 @@ class V2Cgroup(Cgroup):
     def _entry_cgroup2_dir(self):
         return self.path
 
+    def kill_dir(self):
+        return self.path
+
     def add(self, pid: int) -> None:
         _fs.add_pid(self.path, pid)
+
+    is_sub = False  # an `exec --cgroup` sub-cgroup: no falling back to the init's cgroup
+
+    def exec_cgroup(self, sub: dict) -> "V2Cgroup":
+        """cgroup v2 has one hierarchy: only the plain `--cgroup PATH` form (runc's paths map has just "")."""
+        from runtime.cgroups import sub_cgroup_dir
+
+        ctrls = [k for k in sub if k]
+        if ctrls:
+            raise PyrunError("--cgroup: unknown controller %s (cgroup v2 has one hierarchy: give the "
+                             "sub-cgroup's path without a controller)" % ctrls[0])
+        cg = V2Cgroup(sub_cgroup_dir(self.path, sub[""]), self.mountpoint)
+        cg.is_sub = True
+        cg.rootless = self.rootless
+        return cg
+
+    def add_exec(self, pid: int, init_pid: int) -> None:
+        """runc's fallback: a container cgroup that has become a parent with controllers enabled (a nested
+        runtime or systemd inside moved the init below it) refuses processes (EBUSY, "no internal
+        processes"): join the init's own cgroup instead, as long as it is inside the container's."""
+        try:
+            self.add(pid)
+            return
+        except PyrunError as e:
+            first = e
+        if self.is_sub or not init_pid:
+            raise first
+        from runtime.cgroups import mounts
+
+        try:
+            own = mounts.parse_proc_cgroup(mounts.read_text("/proc/%d/cgroup" % init_pid))
+        except OSError:
+            raise first from None
+        rel = own.get("")
+        if rel is None:
+            raise first
+        target = self.mountpoint.rstrip("/") + rel
+        if target == self.path or not target.startswith(self.path.rstrip("/") + "/"):
+            raise first
+        _fs.add_pid(target, pid)
 
     def destroy(self) -> None:
         if self.path in self.created:
@@ -78,10 +121,15 @@ class V2Cgroup(Cgroup):
     def _set(self, r: dict, devices: bool) -> None:
         """linux.resources.devices becomes an eBPF device program (devices.py), as with runc; on create
         always (the default allow-list), on update only when the rules are given.
-        memory.swappiness, memory.disableOOMKiller, memory.kernel*, cpu.realtime*, blockIO.leafWeight
-        and network have no v2 files and are ignored, as runc 1.1 ignores them."""
+        memory.swappiness, memory.disableOOMKiller, memory.kernel*, blockIO.leafWeight and network have
+        no v2 files and are ignored, as runc 1.1 ignores them. cpu.realtimePeriod/realtimeRuntime (v2 has no
+        realtime group scheduling) are refused: a real-time budget silently dropped is a limit not kept."""
         if not isinstance(r, dict):
             raise PyrunError("linux.resources: expected an object")
+        for key in ("realtimePeriod", "realtimeRuntime"):
+            if C.get_int(r.get("cpu") or {}, key, "cpu"):
+                raise PyrunError("linux.resources.cpu.%s: cgroup v2 has no real-time group scheduling "
+                                 "(cpu.rt_period_us / cpu.rt_runtime_us are cgroup v1 only)" % key)
         if devices:
             from runtime.cgroups import devices as D
 
@@ -157,9 +205,9 @@ class V2Cgroup(Cgroup):
             _fs.write(self.path, "cpu.max.burst", C.as_int(c["burst"], "cpu.burst"))
 
     def _pids(self, pd: dict) -> None:
-        limit = C.get_int(pd, "limit", "pids")
-        if limit:
-            _fs.write(self.path, "pids.max", limit if limit > 0 else "max")
+        value = C.pids_max(pd)
+        if value is not None:
+            _fs.write(self.path, "pids.max", value)
 
     def _io(self, b: dict) -> None:
         weight = C.get_int(b, "weight", "blockIO")

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from runtime import linux as L
@@ -30,10 +31,11 @@ def namespace_paths(cfg, init_pid: int) -> list[tuple[str, str]]:
 
 
 def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=None, warn=None,
-             stdio=None, state=None, debug=None) -> int:
+             stdio=None, state=None, debug=None, pidfd_sock=None) -> int:
     """Start `proc` inside the container of `init_pid`; returns its host pid once it has exec'd.
     `state()`: the container's runtime-spec state, for a seccomp agent (SCMP_ACT_NOTIFY). `debug(msg)`:
-    --debug lines, the child's included."""
+    --debug lines, the child's included. pidfd_sock: a runtime.pidfd.PidfdSocket, sent the process's pidfd
+    by the intermediate (its parent, so the pid cannot have been reaped and reused by then)."""
     fds = []
     try:
         for t, path in namespace_paths(cfg, init_pid):
@@ -74,8 +76,11 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                 keep.append(console.theirs.fileno())
             if agent is not None:
                 keep.append(agent.keep())
+            if pidfd_sock is not None:
+                keep.append(pidfd_sock.fileno())
             close_fds_except(keep)
-            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent, debug is not None, setgroups_ok)
+            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent, debug is not None, setgroups_ok,
+                          pidfd_sock)
         except BaseException as e:
             try:
                 child.send("error", _text(e))
@@ -95,7 +100,7 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
     try:
         if cgroup is not None and entry is None:
             try:
-                cgroup.add(first)
+                cgroup.add_exec(first, init_pid)
             except PyrunError as e:
                 # Rootless, a caller outside the delegated subtree may not move a process in (cgroup2 wants
                 # write access to the common ancestor): as runc, the process runs where the caller is.
@@ -166,7 +171,7 @@ def _text(e: BaseException) -> str:
 
 
 def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, warn, agent=None,
-                  debug=False, setgroups_ok=True) -> None:
+                  debug=False, setgroups_ok=True, pidfd_sock=None) -> None:
     # Not dumpable before touching the container: a process inside must not ptrace or read our memory
     # (and the host fds we hold) through /proc while we are half-way in.
     L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -188,10 +193,22 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     join(fds)
     if debug:
         chan.send("debug", "joined the namespaces of the container (%s)" % ",".join(t for t, _ in fds))
-    pid = L.clone(0)
+    try:
+        pid = L.clone(0)
+    except OSError as e:
+        if e.errno == errno.EAGAIN:
+            raise PyrunError("cannot start the process: fork refused (EAGAIN): the container's pids limit "
+                             "(linux.resources.pids.limit) or the host's is reached") from None
+        raise
     if pid != 0:
         chan.send("pid", str(pid))
+        if pidfd_sock is not None:
+            from runtime.pidfd import EXEC
+
+            pidfd_sock.send_pid(pid, EXEC)
         os._exit(0)
+    if pidfd_sock is not None:
+        pidfd_sock.close()  # the caller's socket is no business of the container's process
     os.chdir(proc.cwd) if os.path.isdir(proc.cwd) else None
     exe = P.lookup_executable(proc.args[0], proc.env)
     os.chdir("/")

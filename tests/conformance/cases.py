@@ -786,6 +786,76 @@ case("cgroup-pids-enforced", "pids.limit 4 stops a fork burst", config={"linux":
      on={"v2": {"probe": "(for i in 1 2 3 4 5 6 7 8; do sleep 0.5 & done; wait) 2>/dev/null; echo subshell $?; "
                          "cat /sys/fs/cgroup/pids.max", "expect": "^subshell [1-9][\\s\\S]*^4$"}})
 
+# A sub-cgroup for `exec --cgroup`, made by a createRuntime hook (on the host, once the container's cgroup
+# exists; it goes with the container's at delete). ALL_SUBS: in every hierarchy (cpuset needs its cpus/mems).
+PIDS_SUB = hooks(createRuntime=hook("sub", "mkdir /sys/fs/cgroup/pids/{id}/sub"))
+ALL_SUBS = hooks(createRuntime=hook("subs", "for d in /sys/fs/cgroup/*/{id}; do mkdir $d/sub; done; "
+                                            "c=/sys/fs/cgroup/cpuset/{id}; cat $c/cpuset.cpus > $c/sub/cpuset.cpus; "
+                                            "cat $c/cpuset.mems > $c/sub/cpuset.mems"))
+OWN_PATH = {"linux": {"cgroupsPath": "/{id}"}}
+case("exec-cgroup-controller", "exec --cgroup pids:sub joins the existing pids sub-cgroup only",
+     probe=["sleep", "30"], config=chain(OWN_PATH, PIDS_SUB),
+     steps=[*RUNNING, ("exec", "--cgroup", "pids:sub", "{id}", "cat", "/proc/self/cgroup"), DELETE_F],
+     expect=r"pids:/<ID>/sub")
+case("exec-cgroup-all", "exec --cgroup sub: the sub-cgroup in every hierarchy", probe=["sleep", "30"],
+     config=chain(OWN_PATH, ALL_SUBS),
+     steps=[*RUNNING, ("exec", "--cgroup", "sub", "{id}", "cat", "/proc/self/cgroup"), DELETE_F],
+     expect=r"0::/<ID>/sub")
+case("exec-cgroup-missing", "exec --cgroup of a sub-cgroup that does not exist fails (nothing is created)",
+     probe=["sleep", "30"], config=OWN_PATH,
+     steps=[*RUNNING, ("exec", "--cgroup", "pids:nosuch", "{id}", "true"), ("exec", "--cgroup", "nosuch", "{id}", "true"),
+            ("ps", "--format", "json", "{id}"), DELETE_F], expect=r"exec --cgroup pids:nosuch <ID> true -> 255")
+case("exec-cgroup-escape", "exec --cgroup above the container's cgroup is refused", probe=["sleep", "30"],
+     config=OWN_PATH,
+     steps=[*RUNNING, ("exec", "--cgroup", "pids:..", "{id}", "true"), ("exec", "--cgroup", "/x/../..", "{id}", "true"),
+            DELETE_F], expect=r"exec --cgroup pids:\.\. <ID> true -> 255")
+case("exec-cgroup-root-of-container", "exec --cgroup / is the container's own cgroup", probe=["sleep", "30"],
+     config=OWN_PATH,
+     steps=[*RUNNING, ("exec", "--cgroup", "/", "{id}", "cat", "/proc/self/cgroup"), DELETE_F], expect=r"pids:/<ID>$")
+case("exec-cgroup-bad-forms", "exec --cgroup a:b:c, two plain paths, an unknown controller: refused",
+     probe=["sleep", "30"], config=chain(OWN_PATH, PIDS_SUB),
+     steps=[*RUNNING, ("exec", "--cgroup", "a:b:c", "{id}", "true"),
+            ("exec", "--cgroup", "sub", "--cgroup", "sub", "{id}", "true"),
+            ("exec", "--cgroup", "nosuch:sub", "{id}", "true"), DELETE_F],
+     expect=r"exec --cgroup a:b:c <ID> true -> 255")
+case("cgroup-unified-on-v1", "linux.resources.unified on a cgroup v1 host: an invalid configuration",
+     config={"linux": {"resources": {"unified": {"pids.max": "5"}}}}, steps=[RUN, STATE],
+     expect=r"run .* -> 1")
+case("kill-all-hostpid", "kill --all KILL without a pid namespace: every process goes (cgroup.kill)",
+     probe="sleep 30 & sleep 30 & echo ready; exec sleep 30", config=with_ns(drop=("pid",)),
+     steps=[*RUNNING, ("@await-output", "ready"), kill("KILL", "--all"), wait("stopped"),
+            ("ps", "--format", "json", "{id}"), DELETE], expect=r"@wait stopped -> 0\nstopped")
+case("cgroup-pids-zero", "pids.limit 0", config={"linux": {"resources": {"pids": {"limit": 0}}}},
+     probe="read m < /sys/fs/cgroup/pids/pids.max; echo $m", expect="^max$",
+     differs="runtime-spec 1.3 makes pids.limit 0 a real limit (pids.max 0; runc 1.4 too); runc 1.1.5 takes it "
+             "for unset and leaves pids.max at max", pyrun_expect=r"-> 0\s+0$")
+case("update-pids-zero", "update --pids-limit 0 (then an exec cannot fork)", probe=["sleep", "30"],
+     config={"linux": {"resources": {"pids": {"limit": 40}}}},
+     steps=[*RUNNING, ("update", "--pids-limit", "0", "{id}"), ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max"),
+            DELETE_F], expect="^40$",
+     differs="runtime-spec 1.3 / runc 1.4: 0 is a limit (pids.max 0); runc 1.1.5 treats 0 as 'leave it'",
+     pyrun_expect=r"pids.max -> 255\s+stderr: .*pids limit \(linux.resources.pids.limit\) or the host's is reached")
+UPDATE_ALL = ("update", "--memory", "67108864", "--memory-swap", "134217728", "--memory-reservation", "33554432",
+              "--cpu-share", "512", "--cpu-quota", "20000", "--cpu-period", "100000", "--cpuset-cpus", "0",
+              "--cpuset-mems", "0", "--pids-limit", "40", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "10000",
+              "{id}")
+case("update-common-limits", "update of memory, swap, reservation, cpu shares/quota/period, cpuset, pids and "
+     "realtime period/runtime", probe=["sleep", "30"],
+     steps=[*RUNNING, UPDATE_ALL,
+            ("exec", "{id}", "sh", "-c", "cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes "
+             "memory/memory.memsw.limit_in_bytes memory/memory.soft_limit_in_bytes cpu/cpu.shares cpu/cpu.cfs_quota_us "
+             "cpu/cpu.cfs_period_us cpuset/cpuset.cpus cpuset/cpuset.mems pids/pids.max cpu/cpu.rt_period_us "
+             "cpu/cpu.rt_runtime_us"), DELETE_F], expect="^134217728$")
+case("update-devices", "update -r with linux.resources.devices (allow /dev/fuse)", probe=["sleep", "30"],
+     files={"dev.json": {"devices": [{"allow": False, "access": "rwm"},
+                                     {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]}},
+     steps=[*RUNNING, ("update", "-r", "{dir}/dev.json", "{id}"),
+            ("exec", "{id}", "sh", "-c", "grep -c 10:229 /sys/fs/cgroup/devices/devices.list"), DELETE_F],
+     expect=r"update -r .* -> 0",
+     differs="runc 1.1.5 reads the device rules given to update and drops them (SkipDevices: it cannot change "
+             "them); pyrun applies them, moving the v1 rules without a moment of deny-all (and replacing the v2 "
+             "program atomically)", pyrun_expect=r"devices.list -> 0\s+1$")
+
 # ======================================================================================================
 # exec
 EXEC_BASE = [*RUNNING]

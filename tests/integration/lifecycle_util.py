@@ -212,3 +212,43 @@ def wait_for_text(path: str, text: str, timeout: float = 10) -> str:
 
 def host_ns(name: str) -> str:
     return os.readlink("/proc/self/ns/" + name)
+
+
+class FileWrites:
+    """inotify IN_MODIFY on some files: tells whether anything wrote to them (a cgroupfs write is a VFS
+    write, so it notifies like any other), e.g. that pyrun wrote cgroup.kill, or never wrote cgroup.procs."""
+
+    IN_MODIFY = 0x2
+
+    def __init__(self, *paths: str):
+        import ctypes
+
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0, os.strerror(ctypes.get_errno())
+        self.paths = {}
+        for p in paths:
+            wd = self._libc.inotify_add_watch(self.fd, p.encode(), self.IN_MODIFY)
+            assert wd >= 0, "inotify_add_watch %s: %s" % (p, os.strerror(ctypes.get_errno()))
+            self.paths[wd] = p
+
+    def written(self) -> list[str]:
+        """The watched paths written since the last call (each once)."""
+        import struct
+
+        seen = []
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            off = 0
+            while off < len(data):
+                wd, mask, _cookie, length = struct.unpack_from("iIII", data, off)
+                off += 16 + length
+                if mask & self.IN_MODIFY and self.paths.get(wd) not in seen:
+                    seen.append(self.paths[wd])
+        return seen
+
+    def close(self) -> None:
+        os.close(self.fd)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lifecycle_util import assert_one_line_error, pid_alive, rmdir_patiently, wait_for
+from lifecycle_util import FileWrites, assert_one_line_error, pid_alive, rmdir_patiently, wait_for
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -105,12 +105,19 @@ def test_delete_and_kill_all_spare_the_host_process(ct, sh, host_cgroup, pidns, 
     cid = ct.run_detached(b).cid
     mine = [p for p in ct.pyrun("ps", "--format", "json", cid, check=True).out.strip("[]\n").split(",")]
     assert len(mine) >= 3  # the host's sleep, the init, its child
-    if how == "delete-force":
-        ct.delete(cid, force=True)
-    else:
-        assert ct.pyrun("kill", "--all", cid, "KILL").returncode == 0
-        ct.wait_stopped(cid)
-        ct.delete(cid)
+    # cgroup.kill kills everything in the cgroup: pyrun must never use it on one holding others' processes.
+    kills = [d + "/cgroup.kill" for d in host_cgroup.dirs if os.path.exists(d + "/cgroup.kill")]
+    w = FileWrites(*kills)
+    try:
+        if how == "delete-force":
+            ct.delete(cid, force=True)
+        else:
+            assert ct.pyrun("kill", "--all", cid, "KILL").returncode == 0
+            ct.wait_stopped(cid)
+            ct.delete(cid)
+        assert w.written() == [], "cgroup.kill written in a cgroup holding a host process"
+    finally:
+        w.close()
     assert pid_alive(host_cgroup.proc.pid), "pyrun killed a host process that was never the container's"
     others = [int(p) for p in mine if int(p) != host_cgroup.proc.pid]
     assert wait_for(lambda: not any(pid_alive(p) for p in others)), "a container process survived"

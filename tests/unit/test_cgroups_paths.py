@@ -422,8 +422,7 @@ def test_v2_mapping(fake_v2):
     cg.apply({
         "memory": {"limit": 100 << 20, "reservation": 50 << 20, "swap": 300 << 20, "swappiness": 5,
                    "disableOOMKiller": True, "kernel": 1 << 20},
-        "cpu": {"shares": 1024, "quota": 50000, "period": 200000, "cpus": "0-1", "mems": "0",
-                "realtimeRuntime": 1000},
+        "cpu": {"shares": 1024, "quota": 50000, "period": 200000, "cpus": "0-1", "mems": "0"},
         "pids": {"limit": 42},
         "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
         "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],

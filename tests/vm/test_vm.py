@@ -22,10 +22,12 @@ pytestmark = pytest.mark.root
 PY = sys.executable
 CONFORMANCE_TIMEOUT = 1200
 CONFORMANCE_VMS = min(2, os.cpu_count() or 1)
-# v1-only tests of tests/integration/test_cgroups.py (the device cgroup): they skip on v2, and a skip
+# v1-only tests of tests/integration/test_cgroups.py and test_cgroup_exec.py: they skip on v2, and a skip
 # inside the guest is a failure under CI. The eBPF device program is tested by its own tests.
 V1_ONLY = ("tests/integration/test_cgroups.py::test_devices_list_matches_runc",
-           "tests/integration/test_cgroups.py::test_devices_default_whitelist_without_rules_and_privileged")
+           "tests/integration/test_cgroups.py::test_devices_default_whitelist_without_rules_and_privileged",
+           "tests/integration/test_cgroup_exec.py::test_update_of_device_rules_has_no_deny_all_window",
+           "tests/integration/test_cgroup_exec.py::test_unified_on_v1_is_an_invalid_configuration")
 
 
 def _job_dirs() -> list:
@@ -95,7 +97,7 @@ def test_vm_past_its_time_limit_is_killed():
 # -- pure cgroup2, plain init ------------------------------------------------------------------------------
 def test_pure_cgroup2_in_vm():
     res = _pytest_in_vm(["tests/vm/guest/test_cgroup2.py", "tests/integration/test_cgroups.py",
-                         "tests/security/test_devices_v2.py"], "plain",
+                         "tests/integration/test_cgroup_exec.py", "tests/security/test_devices_v2.py"], "plain",
                         timeout=480, deselect=V1_ONLY)
     assert " passed" in res.stdout and " failed" not in res.stdout, res.stdout[-2000:]
 

@@ -117,10 +117,15 @@ def test_api_pids_limits(cg):
     assert read(cg.path + "/pids.max") == "5"
     cg.update({"pids": {"limit": -1}})
     assert read(cg.path + "/pids.max") == "max"
-    # pids.limit 0 is "not set" (runc 1.1.5 does the same: see test_pids_limit_zero_like_runc).
+    # pids.limit 0 is a real limit (runtime-spec 1.3; runc 1.1.5 took it for unset: see
+    # test_pids_limit_zero_per_spec_1_3), an absent limit leaves the file alone.
     cg.update({"pids": {"limit": 7}})
-    cg.update({"pids": {"limit": 0}})
+    cg.update({"pids": {}})
     assert read(cg.path + "/pids.max") == "7"
+    cg.update({"pids": {"limit": 0}})
+    assert read(cg.path + "/pids.max") == "0"
+    with pytest.raises(PyrunError, match="realtimeRuntime"):
+        cg.update({"cpu": {"realtimeRuntime": 1000}})  # no such thing on v2: refused, not dropped
 
 
 def test_api_io_limits_on_a_real_disk(cg):
@@ -251,9 +256,9 @@ def test_limits_like_runc(pyrun, runc, bundle, tmp_path):
     assert (got["pyrun-rsvd"], got["runc-rsvd"]) == (str(8 << 20), "max")
 
 
-def test_pids_limit_zero_like_runc(pyrun, runc, bundle, tmp_path):
-    """pids.limit 0: runc 1.1.5 leaves pids.max at "max" (0 means unset there), and so does pyrun. Newer
-    runtime-spec/runc treat 0 as a real limit; pyrun follows runc 1.1 for now."""
+def test_pids_limit_zero_per_spec_1_3(pyrun, runc, bundle, tmp_path):
+    """pids.limit 0: runtime-spec 1.3 (and runc 1.4) make it a real limit, pids.max 0; runc 1.1.5 leaves
+    pids.max at "max" (0 meant unset there)."""
     seen = {}
     for rt in (pyrun, runc):
         b = bundle(args=["true"], name="z-" + rt.name)
@@ -267,7 +272,7 @@ def test_pids_limit_zero_like_runc(pyrun, runc, bundle, tmp_path):
             seen[rt.name] = read(CG + "/%s/pids.max" % cid)
         finally:
             rt("delete", "--force", cid)
-    assert seen == {"pyrun": "max", "runc": "max"}
+    assert seen == {"pyrun": "0", "runc": "max"}
 
 
 # -- limits that bite ------------------------------------------------------------------------------------
@@ -544,3 +549,36 @@ def test_integration_tests_see_pure_v2():
 
     assert m.detect().mode == "v2"
     assert shutil.which("runc"), "runc (the reference) is reachable in the guest"
+
+
+# -- exec into a container whose cgroup became a parent ---------------------------------------------------------
+def test_exec_joins_the_inits_cgroup_when_the_containers_is_a_parent(pyrun, runc, bundle, tmp_path):
+    """A nested runtime (or systemd) inside moved the init to a sub-cgroup and enabled controllers below
+    the container's cgroup: "no internal processes" refuses the exec'd process there (EBUSY), for
+    CLONE_INTO_CGROUP and for cgroup.procs alike. runc then joins the init's cgroup; so does pyrun."""
+    seen = {}
+    for rt in (pyrun, runc):
+        b = bundle(args=["sleep", "100"], name="n-" + rt.name)
+        cid = "vm-" + secrets.token_hex(4)
+        b.linux["cgroupsPath"] = "/" + cid
+        _real_root(b)
+        b.write()
+        _detached(rt, tmp_path, "run", "-d", "-b", b.path, cid)
+        try:
+            path = CG + "/" + cid
+            os.mkdir(path + "/init")
+            with open(path + "/init/cgroup.procs", "w") as f:
+                f.write(str(rt.state(cid)["pid"]))
+            with open(path + "/cgroup.subtree_control", "w") as f:
+                f.write("+pids")
+            seen[rt.name] = _detached(rt, tmp_path, "exec", cid, "cat", "/proc/self/cgroup").strip()
+            seen[rt.name + "-sub"] = subprocess.run(
+                rt.argv + ["--root", rt.root, "exec", "--cgroup", "/", cid, "true"], capture_output=True,
+                text=True, timeout=60).returncode
+        finally:
+            rt("delete", "--force", cid)
+        assert not os.path.exists(CG + "/" + cid)
+        seen[rt.name] = seen[rt.name].replace(cid, "ID")
+    assert seen["pyrun"] == seen["runc"] == "0::/ID/init", seen
+    # exec --cgroup names the cgroup to join: no falling back from it (runc neither)
+    assert seen["pyrun-sub"] == seen["runc-sub"] == 255, seen
