@@ -176,10 +176,10 @@ class Cgroup:
 
     def pids_killed_by(self) -> list:
         """What writing cgroup.kill would kill: every process in kill_dir() and below."""
-        from runtime.cgroups import _fs
+        from runtime.cgroups import files
 
         d = self.kill_dir()
-        return _fs.pids_in(d) if d else []
+        return files.pids_in(d) if d else []
 
     def write_kill(self) -> bool:
         """SIGKILL every process of kill_dir() and below in one step (cgroup.kill, Linux 5.14): atomic
@@ -189,10 +189,10 @@ class Cgroup:
         d = self.kill_dir()
         if not d:
             return False
-        from runtime.cgroups import _fs
+        from runtime.cgroups import files
 
         try:
-            _fs.write_raw(d + "/cgroup.kill", "1")
+            files.write_raw(d + "/cgroup.kill", "1")
         except OSError as e:
             if e.errno == errno.ENOENT:
                 return False

@@ -54,7 +54,7 @@ class Layout:
 
 
 def read_text(path: str) -> str:
-    from runtime.cgroups._fs import read_bytes
+    from runtime.cgroups.files import read_bytes
 
     return read_bytes(path).decode("utf-8", "surrogateescape")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import select
 
-from runtime.cgroups import _fs
+from runtime.cgroups import files
 from runtime.errors import PyrunError
 
 
@@ -27,7 +27,7 @@ class V1OomNotifier:
             os.close(self.efd)
             raise PyrunError("cgroup: cannot open %s/memory.oom_control: %s" % (memory_dir, e.strerror)) from None
         try:
-            _fs.write(memory_dir, "cgroup.event_control", "%d %d" % (self.efd, self.cfd))
+            files.write(memory_dir, "cgroup.event_control", "%d %d" % (self.efd, self.cfd))
         except PyrunError:
             self.close()
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from runtime.cgroups import _fs
+from runtime.cgroups import files
 from runtime.cgroups import convert as C
 
 
@@ -42,21 +42,21 @@ def _ints(s) -> list:
 def v1_cpu(cpuacct: str | None, cpu: str | None) -> dict:
     total, percpu, pk, pu, kernel, user = 0, [], [], [], 0, 0
     if cpuacct:
-        total = _fs.read_int(cpuacct + "/cpuacct.usage", 0)
-        percpu = _ints(_fs.read_or(cpuacct + "/cpuacct.usage_percpu"))
-        all_ = _fs.read_or(cpuacct + "/cpuacct.usage_all") or ""
+        total = files.read_int(cpuacct + "/cpuacct.usage", 0)
+        percpu = _ints(files.read_or(cpuacct + "/cpuacct.usage_percpu"))
+        all_ = files.read_or(cpuacct + "/cpuacct.usage_all") or ""
         for line in all_.splitlines()[1:]:  # "cpu user system"
             f = line.split()
             if len(f) == 3:
                 pu.append(int(f[1]))
                 pk.append(int(f[2]))
-        st = _fs.read_kv(cpuacct + "/cpuacct.stat")  # USER_HZ ticks
+        st = files.read_kv(cpuacct + "/cpuacct.stat")  # USER_HZ ticks
         hz = os.sysconf("SC_CLK_TCK") or 100
         user = st.get("user", 0) * 1_000_000_000 // hz
         kernel = st.get("system", 0) * 1_000_000_000 // hz
     periods = thr = thr_time = 0
     if cpu:
-        st = _fs.read_kv(cpu + "/cpu.stat")
+        st = files.read_kv(cpu + "/cpu.stat")
         periods, thr, thr_time = st.get("nr_periods", 0), st.get("nr_throttled", 0), st.get("throttled_time", 0)
     return _cpu_shape(total, percpu, pk, pu, kernel, user, periods, thr, thr_time)
 
@@ -69,23 +69,23 @@ CPUSET_FLAGS = ("cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrat
 def v1_cpuset(p: str | None) -> dict:
     if not p:
         return {}
-    out = {"cpus": C.parse_cpu_list(_fs.read_or(p + "/cpuset.cpus", "")),
-           "mems": C.parse_cpu_list(_fs.read_or(p + "/cpuset.mems", ""))}
+    out = {"cpus": C.parse_cpu_list(files.read_or(p + "/cpuset.cpus", "")),
+           "mems": C.parse_cpu_list(files.read_or(p + "/cpuset.mems", ""))}
     for k in CPUSET_FLAGS:
-        out[k] = _fs.read_int(p + "/cpuset." + k, 0)
+        out[k] = files.read_int(p + "/cpuset." + k, 0)
     return _omit(out, ("cpus", "mems"))
 
 
 def _v1_mem_entry(p: str, prefix: str) -> dict:
     base = p + "/memory." + (prefix + "." if prefix else "")
-    return _entry(_fs.read_int(base + "limit_in_bytes", 0), _fs.read_int(base + "usage_in_bytes", 0),
-                  _fs.read_int(base + "max_usage_in_bytes", 0), _fs.read_int(base + "failcnt", 0))
+    return _entry(files.read_int(base + "limit_in_bytes", 0), files.read_int(base + "usage_in_bytes", 0),
+                  files.read_int(base + "max_usage_in_bytes", 0), files.read_int(base + "failcnt", 0))
 
 
 def v1_memory(p: str | None) -> dict:
     if not p:
         return {"usage": _entry(), "swap": _entry(), "kernel": _entry(), "kernelTCP": _entry()}
-    raw = _fs.read_kv(p + "/memory.stat")
+    raw = files.read_kv(p + "/memory.stat")
     out = {"cache": raw.get("cache", 0), "usage": _v1_mem_entry(p, ""), "swap": _v1_mem_entry(p, "memsw"),
            "kernel": _v1_mem_entry(p, "kmem"), "kernelTCP": _v1_mem_entry(p, "kmem.tcp"), "raw": raw}
     return _omit(out, ("cache", "raw"))
@@ -94,14 +94,14 @@ def v1_memory(p: str | None) -> dict:
 def v1_pids(p: str | None) -> dict:
     if not p:
         return {}
-    cur = _fs.read_int(p + "/pids.current", 0)
-    mx = _fs.read_or(p + "/pids.max", "max")
+    cur = files.read_int(p + "/pids.current", 0)
+    mx = files.read_or(p + "/pids.max", "max")
     limit = 0 if mx == "max" else int(mx)
     return _omit({"current": cur, "limit": limit}, ("current", "limit"))
 
 
 def _blkio_file(path: str) -> list | None:
-    s = _fs.read_or(path)
+    s = files.read_or(path)
     if s is None:
         return None
     out = []
@@ -138,15 +138,15 @@ def v1_hugetlb(p: str | None) -> dict:
     out = {}
     for size in C.hugepage_sizes():
         base = "%s/hugetlb.%s." % (p, size)
-        out[size] = _omit({"usage": _fs.read_int(base + "usage_in_bytes", 0),
-                           "max": _fs.read_int(base + "max_usage_in_bytes", 0),
-                           "failcnt": _fs.read_int(base + "failcnt", 0)}, ("usage", "max"))
+        out[size] = _omit({"usage": files.read_int(base + "usage_in_bytes", 0),
+                           "max": files.read_int(base + "max_usage_in_bytes", 0),
+                           "failcnt": files.read_int(base + "failcnt", 0)}, ("usage", "max"))
     return out
 
 
 # -- v2 -----------------------------------------------------------------------------------------------
 def v2_cpu(p: str) -> dict:
-    st = _fs.read_kv(p + "/cpu.stat")
+    st = files.read_kv(p + "/cpu.stat")
     return _cpu_shape(st.get("usage_usec", 0) * 1000, None, None, None, st.get("system_usec", 0) * 1000,
                       st.get("user_usec", 0) * 1000, st.get("nr_periods", 0), st.get("nr_throttled", 0),
                       st.get("throttled_usec", 0) * 1000)
@@ -155,22 +155,22 @@ def v2_cpu(p: str) -> dict:
 def v2_cpuset(p: str) -> dict:
     """The effective cpus and mems (runc 1.1 reads none on v2: see the conformance case events-stats),
     and the v1-only flags as zeros, as runc's stats always have them."""
-    out = {"cpus": C.parse_cpu_list(_fs.read_or(p + "/cpuset.cpus.effective", "")),
-           "mems": C.parse_cpu_list(_fs.read_or(p + "/cpuset.mems.effective", ""))}
+    out = {"cpus": C.parse_cpu_list(files.read_or(p + "/cpuset.cpus.effective", "")),
+           "mems": C.parse_cpu_list(files.read_or(p + "/cpuset.mems.effective", ""))}
     out.update((k, 0) for k in CPUSET_FLAGS)
     return _omit(out, ("cpus", "mems"))
 
 
 def v2_memory(p: str) -> dict:
-    raw = _fs.read_kv(p + "/memory.stat")
-    usage = _fs.read_int(p + "/memory.current", 0)
-    limit = _fs.read_int(p + "/memory.max", C.MAX_UINT64)
-    peak = _fs.read_int(p + "/memory.peak", 0)
+    raw = files.read_kv(p + "/memory.stat")
+    usage = files.read_int(p + "/memory.current", 0)
+    limit = files.read_int(p + "/memory.max", C.MAX_UINT64)
+    peak = files.read_int(p + "/memory.peak", 0)
     out = {"cache": raw.get("file", 0), "usage": _entry(limit, usage, peak), "raw": raw}
-    swap_cur = _fs.read_int(p + "/memory.swap.current")
+    swap_cur = files.read_int(p + "/memory.swap.current")
     if swap_cur is not None:
         # v1 reported mem+swap; runc keeps that meaning on v2.
-        swap_max = _fs.read_int(p + "/memory.swap.max", C.MAX_UINT64)
+        swap_max = files.read_int(p + "/memory.swap.max", C.MAX_UINT64)
         if swap_max != C.MAX_UINT64 and limit != C.MAX_UINT64:
             swap_max += limit
         out["swap"] = _entry(swap_max, swap_cur + usage)
@@ -182,19 +182,19 @@ def v2_memory(p: str) -> dict:
 
 
 def v2_pids(p: str, count_procs) -> dict:
-    cur = _fs.read_int(p + "/pids.current")
+    cur = files.read_int(p + "/pids.current")
     if cur is None:
         cur = len(count_procs())  # pids controller not enabled here: count, as runc does
         limit = 0
     else:
-        limit = _fs.read_int(p + "/pids.max", 0)
+        limit = files.read_int(p + "/pids.max", 0)
         if limit == C.MAX_UINT64:
             limit = 0
     return _omit({"current": cur, "limit": limit}, ("current", "limit"))
 
 
 def v2_io(p: str) -> dict:
-    s = _fs.read_or(p + "/io.stat")
+    s = files.read_or(p + "/io.stat")
     if not s:
         return {}
     sb, sv = [], []
@@ -221,8 +221,8 @@ def v2_hugetlb(p: str) -> dict:
     out = {}
     for size in C.hugepage_sizes():
         base = "%s/hugetlb.%s." % (p, size)
-        cur = _fs.read_int(base + "current")
+        cur = files.read_int(base + "current")
         if cur is None:
             continue
-        out[size] = _omit({"usage": cur, "failcnt": _fs.read_kv(base + "events").get("max", 0)}, ("usage",))
+        out[size] = _omit({"usage": cur, "failcnt": files.read_kv(base + "events").get("max", 0)}, ("usage",))
     return out

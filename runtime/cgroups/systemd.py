@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 
-from runtime.cgroups import _fs
+from runtime.cgroups import files
 from runtime.cgroups import convert as C
 from runtime.cgroups.v2 import V2Cgroup
 from runtime.errors import PyrunError
@@ -426,12 +426,12 @@ class SystemdCgroup(V2Cgroup):
         finally:
             bus.close()
         self.started = True
-        if not self._wait(lambda: pid in _fs.pids_in(self.path, recursive=False), 10.0):
+        if not self._wait(lambda: pid in files.pids_in(self.path, recursive=False), 10.0):
             raise PyrunError("systemd: %s did not take pid %d into %s" % (self.unit, pid, self.path))
         # systemd enables only the controllers it manages (not hugetlb, rdma, misc) on the way down: enable
         # every one the root has, as runc does after starting the unit, so that all limits can be set.
-        self._delegate()
-        self._set(self.pending or {}, devices=True)  # the eBPF device program too, on the scope's cgroup
+        self.delegate()
+        self.write_resources(self.pending or {}, devices=True)  # the eBPF device program too, on the scope's cgroup
         self.pending = None
 
     def update(self, resources: dict | None) -> None:
@@ -445,7 +445,7 @@ class SystemdCgroup(V2Cgroup):
             finally:
                 bus.close()
         r = resources or {}
-        self._set(r, devices="devices" in r)
+        self.write_resources(r, devices="devices" in r)
 
     def destroy(self) -> None:
         """Stop the unit (gone already when its last process left) and forget a failed state; then make
@@ -466,7 +466,7 @@ class SystemdCgroup(V2Cgroup):
             finally:
                 bus.close()
         if not self._wait(lambda: not os.path.exists(self.path), 10.0):
-            _fs.remove_tree(self.path)
+            files.remove_tree(self.path)
 
     @staticmethod
     def _wait(pred, timeout: float) -> bool:

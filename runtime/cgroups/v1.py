@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from runtime.cgroups import Cgroup, _fs
+from runtime.cgroups import Cgroup, files
 from runtime.cgroups import convert as C
 from runtime.errors import PyrunError
 
@@ -74,7 +74,7 @@ class V1Cgroup(Cgroup):
         for d in self._dirs():
             mp = self.mountpoints.get(d) or os.path.dirname(d)
             try:
-                _fs.mkdir_p(d, mp, self.created)
+                files.mkdir_p(d, mp, self.created)
             except PyrunError:
                 if self._optional(d):
                     self._drop(d)
@@ -96,21 +96,21 @@ class V1Cgroup(Cgroup):
         parent = mountpoint
         for lv in reversed(levels):
             for f in ("cpuset.cpus", "cpuset.mems"):
-                if _fs.read_or(lv + "/" + f) == "":
-                    val = _fs.read_or(parent + "/" + f)
+                if files.read_or(lv + "/" + f) == "":
+                    val = files.read_or(parent + "/" + f)
                     if val:
-                        _fs.write(lv, f, val)
+                        files.write(lv, f, val)
             parent = lv
 
     def add(self, pid: int) -> None:
         for d in self._dirs():
             if self._optional(d):
                 try:
-                    _fs.add_pid(d, pid)
+                    files.add_pid(d, pid)
                 except PyrunError:
                     pass
             else:
-                _fs.add_pid(d, pid)
+                files.add_pid(d, pid)
 
     def exec_cgroup(self, sub: dict) -> "V1Cgroup":
         """{"": path}: every hierarchy the container has (named ones and the hybrid unified directory too,
@@ -152,12 +152,12 @@ class V1Cgroup(Cgroup):
         for d in leaves:
             if d in created:
                 try:
-                    _fs.remove_tree(d)
+                    files.remove_tree(d)
                 except PyrunError as e:
                     errors.append(str(e))
         for d in reversed(self.created):
             if d not in leaves:
-                _fs.remove_parent(d)
+                files.remove_parent(d)
         if errors:
             raise PyrunError("; ".join(errors))
 
@@ -169,18 +169,18 @@ class V1Cgroup(Cgroup):
         for c in _PIDS_FROM:
             d = self.paths.get(c)
             if d is not None:
-                return _fs.pids_in(d)
+                return files.pids_in(d)
         for d in self._dirs():
-            return _fs.pids_in(d)
+            return files.pids_in(d)
         return []
 
     # -- limits -----------------------------------------------------------------------------------
     def apply(self, resources: dict | None) -> None:
-        self._set(resources or {}, devices=True)
+        self.write_resources(resources or {}, devices=True)
 
     def update(self, resources: dict | None) -> None:
         r = resources or {}
-        self._set(r, devices="devices" in r)
+        self.write_resources(r, devices="devices" in r)
 
     def check(self, resources: dict | None) -> None:
         """What this host can never do, refused before create makes anything (runc's wording)."""
@@ -188,7 +188,7 @@ class V1Cgroup(Cgroup):
             raise PyrunError("invalid configuration: linux.resources.unified: cannot use unified on cgroup v1 "
                              "(this host's controllers are cgroup v1 hierarchies)")
 
-    def _set(self, r: dict, devices: bool) -> None:
+    def write_resources(self, r: dict, devices: bool) -> None:
         if not isinstance(r, dict):
             raise PyrunError("linux.resources: expected an object")
         self.check(r)
@@ -211,9 +211,9 @@ class V1Cgroup(Cgroup):
     def _cpuset(self, cpu: dict) -> None:
         cpus, mems = cpu.get("cpus"), cpu.get("mems")
         if cpus:
-            _fs.write(self._need("cpuset", "cpu.cpus"), "cpuset.cpus", cpus)
+            files.write(self._need("cpuset", "cpu.cpus"), "cpuset.cpus", cpus)
         if mems:
-            _fs.write(self._need("cpuset", "cpu.mems"), "cpuset.mems", mems)
+            files.write(self._need("cpuset", "cpu.mems"), "cpuset.mems", mems)
 
     def _devices(self, rules: list) -> None:
         """The spec's rules then runc's default allow-list, run through runc's devices emulator
@@ -230,10 +230,10 @@ class V1Cgroup(Cgroup):
         if not isinstance(rules, list):
             raise PyrunError("linux.resources.devices: expected an array")
         target = D.emulate(D.rules_for(rules))
-        current = D.parse_list(_fs.read_or(p + "/devices.list", "a *:* rwm"))
+        current = D.parse_list(files.read_or(p + "/devices.list", "a *:* rwm"))
         for allow, text in D.transition(current, target):
-            _fs.write(p, "devices.allow" if allow else "devices.deny", text)
-        after = D.parse_list(_fs.read_or(p + "/devices.list", ""))
+            files.write(p, "devices.allow" if allow else "devices.deny", text)
+        after = D.parse_list(files.read_or(p + "/devices.list", ""))
         if (after is None) != target[0] or (not target[0] and after != target):
             raise PyrunError("cgroup: %s/devices.list does not match linux.resources.devices after writing "
                              "them" % p)
@@ -248,12 +248,12 @@ class V1Cgroup(Cgroup):
         if not (limit or swap or reservation or ktcp or oom_off or swappiness is not None):
             return  # memory.kernel is deprecated (and gone from 6.x kernels): ignored, as runc 1.1 does
         p = self._need("memory", "memory limits")
-        if limit == -1 and swap == 0 and _fs.exists(p + "/memory.memsw.limit_in_bytes"):
+        if limit == -1 and swap == 0 and files.exists(p + "/memory.memsw.limit_in_bytes"):
             swap = -1  # unlimited memory with swap unspecified means unlimited memory+swap (runc)
         # Order the two writes so the kernel's memsw >= limit check holds at every step.
         swap_first = False
         if limit and swap:
-            cur = _fs.read_int(p + "/memory.limit_in_bytes", 0)
+            cur = files.read_int(p + "/memory.limit_in_bytes", 0)
             swap_first = swap == -1 or cur < swap
         if swap_first:
             self._write_swap(p, swap)
@@ -262,17 +262,17 @@ class V1Cgroup(Cgroup):
             self._write_limit(p, limit)
             self._write_swap(p, swap)
         if reservation:
-            _fs.write(p, "memory.soft_limit_in_bytes", reservation)
+            files.write(p, "memory.soft_limit_in_bytes", reservation)
         if ktcp:
-            _fs.write(p, "memory.kmem.tcp.limit_in_bytes", ktcp)
+            files.write(p, "memory.kmem.tcp.limit_in_bytes", ktcp)
         if oom_off:
-            _fs.write(p, "memory.oom_control", "1")
+            files.write(p, "memory.oom_control", "1")
         if swappiness is not None:
             sw = C.as_int(swappiness, "memory.swappiness")
             if sw == -1:
                 pass
             elif 0 <= sw <= 100:
-                _fs.write(p, "memory.swappiness", sw)
+                files.write(p, "memory.swappiness", sw)
             else:
                 raise PyrunError("linux.resources.memory.swappiness: invalid value %d, valid range is 0-100" % sw)
 
@@ -281,13 +281,13 @@ class V1Cgroup(Cgroup):
         if not limit:
             return
         try:
-            _fs.write_raw(p + "/memory.limit_in_bytes", str(limit))
+            files.write_raw(p + "/memory.limit_in_bytes", str(limit))
         except OSError as e:
             import errno
 
             if e.errno == errno.EBUSY:
-                usage = _fs.read_int(p + "/memory.usage_in_bytes", 0)
-                peak = _fs.read_int(p + "/memory.max_usage_in_bytes", 0)
+                usage = files.read_int(p + "/memory.usage_in_bytes", 0)
+                peak = files.read_int(p + "/memory.max_usage_in_bytes", 0)
                 raise PyrunError("cgroup: unable to set memory limit to %d (current usage: %d, peak usage: %d)"
                                  % (limit, usage, peak)) from None
             raise PyrunError("cgroup: cannot write %r to %s/memory.limit_in_bytes: %s"
@@ -296,7 +296,7 @@ class V1Cgroup(Cgroup):
     @staticmethod
     def _write_swap(p: str, swap: int) -> None:
         if swap:
-            _fs.write(p, "memory.memsw.limit_in_bytes", swap)
+            files.write(p, "memory.memsw.limit_in_bytes", swap)
 
     def _cpu(self, c: dict) -> None:
         shares = C.get_int(c, "shares", "cpu")
@@ -310,8 +310,8 @@ class V1Cgroup(Cgroup):
             return
         p = self._need("cpu", "cpu limits")
         if shares:
-            _fs.write(p, "cpu.shares", shares)
-            got = _fs.read_int(p + "/cpu.shares", shares)
+            files.write(p, "cpu.shares", shares)
+            got = files.read_int(p + "/cpu.shares", shares)
             if shares > got:
                 raise PyrunError("linux.resources.cpu.shares: the maximum allowed cpu-shares is %d" % got)
             if shares < got:
@@ -319,7 +319,7 @@ class V1Cgroup(Cgroup):
         retry_period = False
         if period:
             try:
-                _fs.write_raw(p + "/cpu.cfs_period_us", str(period))
+                files.write_raw(p + "/cpu.cfs_period_us", str(period))
             except OSError as e:
                 import errno
 
@@ -330,22 +330,22 @@ class V1Cgroup(Cgroup):
                                      % (str(period), p, e.strerror or e)) from None
                 retry_period = True
         if quota:
-            _fs.write(p, "cpu.cfs_quota_us", quota)
+            files.write(p, "cpu.cfs_quota_us", quota)
             if retry_period:
-                _fs.write(p, "cpu.cfs_period_us", period)
+                files.write(p, "cpu.cfs_period_us", period)
         if burst is not None:
-            _fs.write(p, "cpu.cfs_burst_us", C.as_int(burst, "cpu.burst"))
+            files.write(p, "cpu.cfs_burst_us", C.as_int(burst, "cpu.burst"))
         if idle is not None:
-            _fs.write(p, "cpu.idle", C.as_int(idle, "cpu.idle"))
+            files.write(p, "cpu.idle", C.as_int(idle, "cpu.idle"))
         if rt_period:
-            _fs.write(p, "cpu.rt_period_us", rt_period)
+            files.write(p, "cpu.rt_period_us", rt_period)
         if rt_runtime:
-            _fs.write(p, "cpu.rt_runtime_us", rt_runtime)
+            files.write(p, "cpu.rt_runtime_us", rt_runtime)
 
     def _pids(self, pd: dict) -> None:
         value = C.pids_max(pd)
         if value is not None:
-            _fs.write(self._need("pids", "pids.limit"), "pids.max", value)
+            files.write(self._need("pids", "pids.limit"), "pids.max", value)
 
     def _blkio(self, b: dict) -> None:
         weight = C.get_int(b, "weight", "blockIO")
@@ -357,32 +357,32 @@ class V1Cgroup(Cgroup):
             return
         p = self._need("blkio", "blockIO limits")
         # CFQ exposes blkio.weight; with BFQ (all that is left on new kernels) it is blkio.bfq.weight.
-        if _fs.exists(p + "/blkio.weight"):
+        if files.exists(p + "/blkio.weight"):
             wfile, wdfile = "blkio.weight", "blkio.weight_device"
         else:
             wfile, wdfile = "blkio.bfq.weight", "blkio.bfq.weight_device"
         if weight:
-            _fs.write(p, wfile, weight)
+            files.write(p, wfile, weight)
         if leaf:
-            _fs.write(p, "blkio.leaf_weight", leaf)
+            files.write(p, "blkio.leaf_weight", leaf)
         for i, wd in enumerate(wdev):
             dev = "%d:%d" % (C.get_int(wd, "major", "blockIO.weightDevice[%d]" % i),
                              C.get_int(wd, "minor", "blockIO.weightDevice[%d]" % i))
             w = C.get_int(wd, "weight", "blockIO.weightDevice[%d]" % i)
             lw = C.get_int(wd, "leafWeight", "blockIO.weightDevice[%d]" % i)
             if w:
-                _fs.write(p, wdfile, "%s %d" % (dev, w))
+                files.write(p, wdfile, "%s %d" % (dev, w))
             if lw:
-                _fs.write(p, "blkio.leaf_weight_device", "%s %d" % (dev, lw))
-        files = {"throttleReadBpsDevice": "blkio.throttle.read_bps_device",
-                 "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
-                 "throttleReadIOPSDevice": "blkio.throttle.read_iops_device",
-                 "throttleWriteIOPSDevice": "blkio.throttle.write_iops_device"}
+                files.write(p, "blkio.leaf_weight_device", "%s %d" % (dev, lw))
+        throttle_files = {"throttleReadBpsDevice": "blkio.throttle.read_bps_device",
+                          "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
+                          "throttleReadIOPSDevice": "blkio.throttle.read_iops_device",
+                          "throttleWriteIOPSDevice": "blkio.throttle.write_iops_device"}
         for key, devs in throttles:
             for i, td in enumerate(devs):
                 what = "blockIO.%s[%d]" % (key, i)
-                _fs.write(p, files[key], "%d:%d %d" % (C.get_int(td, "major", what), C.get_int(td, "minor", what),
-                                                       C.get_int(td, "rate", what)))
+                files.write(p, throttle_files[key], "%d:%d %d" % (
+                    C.get_int(td, "major", what), C.get_int(td, "minor", what), C.get_int(td, "rate", what)))
 
     def _hugetlb(self, limits: list) -> None:
         if not limits:
@@ -393,20 +393,20 @@ class V1Cgroup(Cgroup):
             if not size:
                 raise PyrunError("linux.resources.hugepageLimits[%d]: pageSize is required" % i)
             limit = C.get_int(hl, "limit", "hugepageLimits[%d]" % i)
-            _fs.write(p, "hugetlb.%s.limit_in_bytes" % size, limit)
+            files.write(p, "hugetlb.%s.limit_in_bytes" % size, limit)
             rsvd = "%s/hugetlb.%s.rsvd.limit_in_bytes" % (p, size)
-            if _fs.exists(rsvd):
-                _fs.write(p, "hugetlb.%s.rsvd.limit_in_bytes" % size, limit)
+            if files.exists(rsvd):
+                files.write(p, "hugetlb.%s.rsvd.limit_in_bytes" % size, limit)
 
     def _network(self, n: dict) -> None:
         classid = C.get_int(n, "classID", "network")
         if classid:
-            _fs.write(self._need("net_cls", "network.classID"), "net_cls.classid", classid)
+            files.write(self._need("net_cls", "network.classID"), "net_cls.classid", classid)
         prios = n.get("priorities") or []
         if prios:
             p = self._need("net_prio", "network.priorities")
             for i, pr in enumerate(prios):
-                _fs.write(p, "net_prio.ifpriomap", "%s %d" % (pr.get("name"),
+                files.write(p, "net_prio.ifpriomap", "%s %d" % (pr.get("name"),
                                                              C.get_int(pr, "priority", "network.priorities[%d]" % i)))
 
     def _rdma(self, rd: dict) -> None:
@@ -414,7 +414,7 @@ class V1Cgroup(Cgroup):
             return
         p = self._need("rdma", "rdma limits")
         for dev, lim in rd.items():
-            _fs.write(p, "rdma.max", _rdma_line(dev, lim))
+            files.write(p, "rdma.max", _rdma_line(dev, lim))
 
     # -- freezer ----------------------------------------------------------------------------------
     def _freezer(self) -> str:
@@ -431,22 +431,22 @@ class V1Cgroup(Cgroup):
         p = self._freezer()
         for i in range(1000):
             if i % 50 == 49:
-                _fs.write(p, "freezer.state", "THAWED")
+                files.write(p, "freezer.state", "THAWED")
                 time.sleep(0.01)
-            _fs.write(p, "freezer.state", "FROZEN")
+            files.write(p, "freezer.state", "FROZEN")
             if i > 25:
                 time.sleep(0.01)
-            state = _fs.read_or(p + "/freezer.state", "")
+            state = files.read_or(p + "/freezer.state", "")
             if state == "FROZEN":
                 return
             if state != "FREEZING":
                 raise PyrunError("cgroup: unexpected freezer state %r after writing FROZEN to %s/freezer.state"
                                  % (state, p))
-        _fs.write(p, "freezer.state", "THAWED")
+        files.write(p, "freezer.state", "THAWED")
         raise PyrunError("cgroup: unable to freeze %s (processes stuck in FREEZING)" % p)
 
     def thaw(self) -> None:
-        _fs.write(self._freezer(), "freezer.state", "THAWED")
+        files.write(self._freezer(), "freezer.state", "THAWED")
 
     def is_frozen(self) -> bool:
         """Paused means frozen by us, not by a frozen ancestor: runc checks freezer.self_freezing too."""
@@ -456,21 +456,21 @@ class V1Cgroup(Cgroup):
         import time
 
         for _ in range(1000):
-            state = _fs.read_or(p + "/freezer.state")
+            state = files.read_or(p + "/freezer.state")
             if state != "FREEZING":
                 break
             time.sleep(0.001)
         if state != "FROZEN":
             return False
-        self_freezing = _fs.read_or(p + "/freezer.self_freezing")
+        self_freezing = files.read_or(p + "/freezer.self_freezing")
         return self_freezing is None or self_freezing == "1"
 
     def frozen_anywhere(self) -> bool:
         p = self.paths.get("freezer")
-        if p is not None and _fs.read_or(p + "/freezer.state", "THAWED") != "THAWED":
+        if p is not None and files.read_or(p + "/freezer.state", "THAWED") != "THAWED":
             return True
         if self.unified:  # hybrid: the cgroup2 tree has its own freezer (cgroup.freeze), inherited
-            return _fs.cgroup2_frozen(self.unified)
+            return files.cgroup2_frozen(self.unified)
         return False
 
     # -- OOM --------------------------------------------------------------------------------------
@@ -478,7 +478,7 @@ class V1Cgroup(Cgroup):
         p = self.paths.get("memory")
         if p is None:
             return 0
-        return _fs.read_kv(p + "/memory.oom_control").get("oom_kill", 0)
+        return files.read_kv(p + "/memory.oom_control").get("oom_kill", 0)
 
     def oom_notifier(self):
         from runtime.cgroups.oom import V1OomNotifier

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 
-from runtime.cgroups import Cgroup, _fs
+from runtime.cgroups import Cgroup, files
 from runtime.cgroups import convert as C
 from runtime.errors import PyrunError
 
@@ -24,14 +24,14 @@ class V2Cgroup(Cgroup):
 
     # -- create / add / destroy -------------------------------------------------------------------
     def create(self) -> None:
-        _fs.mkdir_p(self.path, self.mountpoint, self.created)
-        self._delegate()
+        files.mkdir_p(self.path, self.mountpoint, self.created)
+        self.delegate()
 
-    def _delegate(self) -> None:
+    def delegate(self) -> None:
         """Enable the root's controllers in every ancestor's subtree_control, from the mount down to the
         parent. A level with processes of its own refuses (EBUSY; "no internal processes"): runc then
         tries controller by controller and lets the later limit write report what is missing."""
-        ctrs = (_fs.read_or(self.mountpoint + "/cgroup.controllers") or "").split()
+        ctrs = (files.read_or(self.mountpoint + "/cgroup.controllers") or "").split()
         if not ctrs:
             return
         want = " ".join("+" + c for c in ctrs)
@@ -39,11 +39,11 @@ class V2Cgroup(Cgroup):
         rel = self.path[len(self.mountpoint):].strip("/").split("/")
         for part in rel:
             try:
-                _fs.write_raw(level + "/cgroup.subtree_control", want)
+                files.write_raw(level + "/cgroup.subtree_control", want)
             except OSError:
                 for c in ctrs:
                     try:
-                        _fs.write_raw(level + "/cgroup.subtree_control", "+" + c)
+                        files.write_raw(level + "/cgroup.subtree_control", "+" + c)
                     except OSError:
                         pass
             level = level + "/" + part
@@ -58,7 +58,7 @@ class V2Cgroup(Cgroup):
         return self.path
 
     def add(self, pid: int) -> None:
-        _fs.add_pid(self.path, pid)
+        files.add_pid(self.path, pid)
 
     is_sub = False  # an `exec --cgroup` sub-cgroup: no falling back to the init's cgroup
 
@@ -98,27 +98,27 @@ class V2Cgroup(Cgroup):
         target = self.mountpoint.rstrip("/") + rel
         if target == self.path or not target.startswith(self.path.rstrip("/") + "/"):
             raise first
-        _fs.add_pid(target, pid)
+        files.add_pid(target, pid)
 
     def destroy(self) -> None:
         if self.path in self.created:
-            _fs.remove_tree(self.path)
+            files.remove_tree(self.path)
         for d in reversed(self.created):
             if d != self.path:
-                _fs.remove_parent(d)
+                files.remove_parent(d)
 
     def pids(self) -> list:
-        return _fs.pids_in(self.path)
+        return files.pids_in(self.path)
 
     # -- limits -----------------------------------------------------------------------------------
     def apply(self, resources: dict | None) -> None:
-        self._set(resources or {}, devices=True)
+        self.write_resources(resources or {}, devices=True)
 
     def update(self, resources: dict | None) -> None:
         r = resources or {}
-        self._set(r, devices="devices" in r)
+        self.write_resources(r, devices="devices" in r)
 
-    def _set(self, r: dict, devices: bool) -> None:
+    def write_resources(self, r: dict, devices: bool) -> None:
         """linux.resources.devices becomes an eBPF device program (devices.py), as with runc; on create
         always (the default allow-list), on update only when the rules are given.
         memory.swappiness, memory.disableOOMKiller, memory.kernel*, blockIO.leafWeight and network have
@@ -150,9 +150,9 @@ class V2Cgroup(Cgroup):
 
     def _cpuset(self, cpu: dict) -> None:
         if cpu.get("cpus"):
-            _fs.write(self.path, "cpuset.cpus", cpu["cpus"])
+            files.write(self.path, "cpuset.cpus", cpu["cpus"])
         if cpu.get("mems"):
-            _fs.write(self.path, "cpuset.mems", cpu["mems"])
+            files.write(self.path, "cpuset.mems", cpu["mems"])
 
     def _memory(self, m: dict) -> None:
         limit = C.get_int(m, "limit", "memory")
@@ -165,21 +165,21 @@ class V2Cgroup(Cgroup):
         if swap_str == "" and swap2 == 0 and swap > 0:
             swap_str = "0"  # limit == swap: no swap at all
         if m.get("checkBeforeUpdate") and limit > 0:
-            usage = _fs.read_int(self.path + "/memory.current", 0)
+            usage = files.read_int(self.path + "/memory.current", 0)
             if usage >= limit:
                 raise PyrunError("rejecting memory limit %d below current usage %d" % (limit, usage))
         if swap_str:
             try:
-                _fs.write_raw(self.path + "/memory.swap.max", swap_str)
+                files.write_raw(self.path + "/memory.swap.max", swap_str)
             except OSError as e:
                 # No swap accounting: "max" and "0" are what we have anyway.
                 if not (e.errno == errno.ENOENT and swap_str in ("max", "0")):
                     raise PyrunError("cgroup: cannot write %r to %s/memory.swap.max: %s"
                                      % (swap_str, self.path, e.strerror or e)) from None
         if limit:
-            _fs.write(self.path, "memory.max", C.num_to_str(limit))
+            files.write(self.path, "memory.max", C.num_to_str(limit))
         if reservation:
-            _fs.write(self.path, "memory.low", C.num_to_str(reservation))
+            files.write(self.path, "memory.low", C.num_to_str(reservation))
 
     def _cpu(self, c: dict) -> None:
         shares = C.get_int(c, "shares", "cpu")
@@ -189,47 +189,47 @@ class V2Cgroup(Cgroup):
         # weight, entering it after, so that one apply/update may carry both.
         idle = None if c.get("idle") is None else C.as_int(c["idle"], "cpu.idle")
         if idle == 0:
-            _fs.write(self.path, "cpu.idle", idle)
+            files.write(self.path, "cpu.idle", idle)
         if shares:
-            _fs.write(self.path, "cpu.weight", C.shares_to_weight(shares))
+            files.write(self.path, "cpu.weight", C.shares_to_weight(shares))
         if idle:
-            _fs.write(self.path, "cpu.idle", idle)
+            files.write(self.path, "cpu.idle", idle)
         if quota or period:
             # cpu.max holds both: keep the current half that was not asked for (an `update` of just
             # the period must not drop the quota); on a new cgroup that is runc's "max 100000".
-            cur = (_fs.read_or(self.path + "/cpu.max") or "").split() or ["max", "100000"]
+            cur = (files.read_or(self.path + "/cpu.max") or "").split() or ["max", "100000"]
             q = ("max" if quota < 0 else str(quota)) if quota else cur[0]
             p = str(period) if period else (cur[1] if len(cur) > 1 else "100000")
-            _fs.write(self.path, "cpu.max", "%s %s" % (q, p))
+            files.write(self.path, "cpu.max", "%s %s" % (q, p))
         if c.get("burst") is not None:
-            _fs.write(self.path, "cpu.max.burst", C.as_int(c["burst"], "cpu.burst"))
+            files.write(self.path, "cpu.max.burst", C.as_int(c["burst"], "cpu.burst"))
 
     def _pids(self, pd: dict) -> None:
         value = C.pids_max(pd)
         if value is not None:
-            _fs.write(self.path, "pids.max", value)
+            files.write(self.path, "pids.max", value)
 
     def _io(self, b: dict) -> None:
         weight = C.get_int(b, "weight", "blockIO")
         wdev = b.get("weightDevice") or []
-        bfq = (weight or wdev) and _fs.exists(self.path + "/io.bfq.weight")
+        bfq = (weight or wdev) and files.exists(self.path + "/io.bfq.weight")
         if weight:
             if bfq:
-                _fs.write(self.path, "io.bfq.weight", weight)
+                files.write(self.path, "io.bfq.weight", weight)
             else:
-                _fs.write(self.path, "io.weight", C.blkio_weight_to_io_weight(weight))
+                files.write(self.path, "io.weight", C.blkio_weight_to_io_weight(weight))
         if bfq:  # only BFQ has per-device weights
             for i, wd in enumerate(wdev):
                 w = C.get_int(wd, "weight", "blockIO.weightDevice[%d]" % i)
                 if w:
-                    _fs.write(self.path, "io.bfq.weight", "%d:%d %d" % (
+                    files.write(self.path, "io.bfq.weight", "%d:%d %d" % (
                         C.get_int(wd, "major", "blockIO.weightDevice[%d]" % i),
                         C.get_int(wd, "minor", "blockIO.weightDevice[%d]" % i), w))
         for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
                           ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
             for i, td in enumerate(b.get(key) or []):
                 what = "blockIO.%s[%d]" % (key, i)
-                _fs.write(self.path, "io.max", "%d:%d %s=%d" % (C.get_int(td, "major", what),
+                files.write(self.path, "io.max", "%d:%d %s=%d" % (C.get_int(td, "major", what),
                                                                 C.get_int(td, "minor", what), name,
                                                                 C.get_int(td, "rate", what)))
 
@@ -239,15 +239,15 @@ class V2Cgroup(Cgroup):
             if not size:
                 raise PyrunError("linux.resources.hugepageLimits[%d]: pageSize is required" % i)
             limit = C.get_int(hl, "limit", "hugepageLimits[%d]" % i)
-            _fs.write(self.path, "hugetlb.%s.max" % size, limit)
-            if _fs.exists("%s/hugetlb.%s.rsvd.max" % (self.path, size)):
-                _fs.write(self.path, "hugetlb.%s.rsvd.max" % size, limit)
+            files.write(self.path, "hugetlb.%s.max" % size, limit)
+            if files.exists("%s/hugetlb.%s.rsvd.max" % (self.path, size)):
+                files.write(self.path, "hugetlb.%s.rsvd.max" % size, limit)
 
     def _rdma(self, rd: dict) -> None:
         from runtime.cgroups.v1 import _rdma_line
 
         for dev, lim in rd.items():
-            _fs.write(self.path, "rdma.max", _rdma_line(dev, lim))
+            files.write(self.path, "rdma.max", _rdma_line(dev, lim))
 
     def _unified(self, u: dict) -> None:
         """linux.resources.unified: raw "file": "value" pairs, written last so they win (runc)."""
@@ -260,21 +260,21 @@ class V2Cgroup(Cgroup):
             ctrl = key.split(".", 1)[0]
             if ctrl != "cgroup":
                 if avail is None:
-                    avail = (_fs.read_or(self.path + "/cgroup.controllers") or "").split()
+                    avail = (files.read_or(self.path + "/cgroup.controllers") or "").split()
                 if ctrl not in avail:
                     raise PyrunError("linux.resources.unified: %r: controller %r not available in %s"
                                      % (key, ctrl, self.path))
-            _fs.write(self.path, key, value)
+            files.write(self.path, key, value)
 
     # -- freezer ----------------------------------------------------------------------------------
     def freeze(self) -> None:
-        _fs.write(self.path, "cgroup.freeze", "1")
+        files.write(self.path, "cgroup.freeze", "1")
         if not self._wait_frozen(True, 10.0):
-            _fs.write(self.path, "cgroup.freeze", "0")
+            files.write(self.path, "cgroup.freeze", "0")
             raise PyrunError("cgroup: timeout waiting for %s to freeze" % self.path)
 
     def thaw(self) -> None:
-        _fs.write(self.path, "cgroup.freeze", "0")
+        files.write(self.path, "cgroup.freeze", "0")
         self._wait_frozen(False, 1.0)
 
     def _wait_frozen(self, want: bool, timeout: float) -> bool:
@@ -308,14 +308,14 @@ class V2Cgroup(Cgroup):
 
     def is_frozen(self) -> bool:
         """Frozen by our own cgroup.freeze (a frozen ancestor does not make the container "paused")."""
-        return _fs.read_or(self.path + "/cgroup.freeze") == "1"
+        return files.read_or(self.path + "/cgroup.freeze") == "1"
 
     def frozen_anywhere(self) -> bool:
-        return _fs.cgroup2_frozen(self.path)
+        return files.cgroup2_frozen(self.path)
 
     # -- OOM / stats ------------------------------------------------------------------------------
     def oom_count(self) -> int:
-        return _fs.read_kv(self.path + "/memory.events").get("oom_kill", 0)
+        return files.read_kv(self.path + "/memory.events").get("oom_kill", 0)
 
     def oom_notifier(self):
         from runtime.cgroups.oom import V2OomNotifier

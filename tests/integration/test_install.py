@@ -25,7 +25,7 @@ STARTUP = {"_io", "marshal", "posix", "_frozen_importlib_external", "time", "zip
 LIGHT = STARTUP | {"runtime", "runtime.errors", "runtime.cli", "runtime.commands", "runtime.lifecycle",
                    "runtime.state", "runtime.fastjson", "_json", "fcntl"}
 # What some of them use besides: start waits on the exec fifo with select; delete removes the cgroups.
-CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups._fs", "runtime.cgroups.convert", "runtime.cgroups.mounts",
+CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups.files", "runtime.cgroups.convert", "runtime.cgroups.mounts",
            "runtime.cgroups.v1", "runtime.cgroups.v2"}
 EXTRA = {"start": {"select"}, "delete": CGROUPS}
 # create and run: the sealed start, the config, the init and its stages, cgroups (v1 or v2 here), mounts.
@@ -34,7 +34,7 @@ CREATE = LIGHT | {"_cffi_backend", "runtime.linux", "runtime.linux._native", "ru
                   "runtime.init",
                   "runtime.init.namespaces", "runtime.init.sync", "runtime.init.capabilities",
                   "runtime.init.process", "runtime.init.sched", "_struct", "struct", "_socket", "runtime.network",
-                  "runtime.cgroups", "runtime.cgroups.mounts", "runtime.cgroups._fs", "runtime.cgroups.convert",
+                  "runtime.cgroups", "runtime.cgroups.mounts", "runtime.cgroups.files", "runtime.cgroups.convert",
                   "runtime.cgroups.v1", "runtime.cgroups.v2", "errno", "runtime.stdio", "select", "runtime.inroot",
                   "runtime.mountfd", "runtime.rootfs", "resource", "runtime.rootless"}
 

@@ -303,7 +303,7 @@ def test_clone_into_falls_back_to_a_plain_clone(monkeypatch):
 
 def test_v2_add_exec_falls_back_to_the_inits_cgroup(tmp_path, monkeypatch):
     """runc's fallback for EBUSY: join the init's own cgroup, only inside the container's."""
-    from runtime.cgroups import _fs, mounts
+    from runtime.cgroups import files, mounts
 
     cg = V2Cgroup(str(tmp_path / "ct"), str(tmp_path))
     added = []
@@ -313,7 +313,7 @@ def test_v2_add_exec_falls_back_to_the_inits_cgroup(tmp_path, monkeypatch):
             raise PyrunError("cgroup: cannot add pid %d to %s/cgroup.procs: Device or resource busy" % (pid, d))
         added.append((d, pid))
 
-    monkeypatch.setattr(_fs, "add_pid", add_pid)
+    monkeypatch.setattr(files, "add_pid", add_pid)
     monkeypatch.setattr(mounts, "read_text", lambda p: "0::/ct/init\n")
     cg.add_exec(77, 1)
     assert added == [(str(tmp_path / "ct" / "init"), 77)]
@@ -322,6 +322,6 @@ def test_v2_add_exec_falls_back_to_the_inits_cgroup(tmp_path, monkeypatch):
         cg.add_exec(78, 1)  # the init left the container's cgroup: no following it there
     sub = V2Cgroup(str(tmp_path / "ct" / "s"), str(tmp_path))
     sub.is_sub = True
-    monkeypatch.setattr(_fs, "add_pid", lambda d, pid: (_ for _ in ()).throw(PyrunError("busy")))
+    monkeypatch.setattr(files, "add_pid", lambda d, pid: (_ for _ in ()).throw(PyrunError("busy")))
     with pytest.raises(PyrunError):
         sub.add_exec(79, 1)  # exec --cgroup asked for that one: no fallback

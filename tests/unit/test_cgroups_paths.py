@@ -514,10 +514,10 @@ def test_pids_recursive(tmp_path):
     (tmp_path / "cgroup.procs").write_text("10\n11\n")
     (tmp_path / "sub/cgroup.procs").write_text("")
     (tmp_path / "sub/deeper/cgroup.procs").write_text("12\n")
-    from runtime.cgroups import _fs
+    from runtime.cgroups import files
 
-    assert sorted(_fs.pids_in(str(tmp_path))) == [10, 11, 12]
-    assert _fs.pids_in(str(tmp_path / "missing")) == []
+    assert sorted(files.pids_in(str(tmp_path))) == [10, 11, 12]
+    assert files.pids_in(str(tmp_path / "missing")) == []
 
 
 def test_forced_v2_root_knob(tmp_path, monkeypatch):
