@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from runtime.errors import ConfigError, PyrunError
+from runtime.init import sync as M
 
 ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
@@ -168,8 +169,8 @@ def needs_agent(profile) -> bool:
 
 class AgentChannel:
     """How a process that installs a notifying filter hands the listener fd to pyrun: a socketpair made
-    before the clone (pipes cannot carry fds). The child sends the fd, then says "seccomp" on its sync
-    channel and waits for "seccompdone", so the agent holds the listener before any notified syscall can
+    before the clone (pipes cannot carry fds). The child sends the fd, then says SECCOMP on its sync
+    channel and waits for SECCOMP_SENT, so the agent holds the listener before any notified syscall can
     wait for it (as runc's procSeccomp / procSeccompDone). The child closes the fd only after the agent
     can answer, in case `close` itself is notified."""
 
@@ -189,10 +190,10 @@ class AgentChannel:
         """A callable(fd) for the child: send the listener to pyrun, wait until the agent has it."""
         def handoff(fd: int) -> None:
             self._socket.send_fds(self.theirs, [b"seccomp"], [fd])
-            chan.send("seccomp")
+            chan.send(M.SECCOMP)
             self.theirs.close()
             os.close(fd)
-            chan.expect("seccompdone")
+            chan.expect(M.SECCOMP_SENT)
         return handoff
 
     def forward(self, profile: dict, pid: int, state: dict) -> None:

@@ -1,20 +1,20 @@
 """Starting a container's init: the parent half (`spawn`) and the child half (`_container_init`), in
-explicit stages over a sync channel.
+explicit stages over a sync channel (its messages: runtime/init/sync.py).
 
     parent                                   child (the init, born by clone in its namespaces)
-    clone(flags) ---------------------------> wait for "go"
+    clone(flags) ---------------------------> wait for SETUP
     [slow path: intermediate joins namespace paths, unshares, forks the init, reports its pid]
     write uid/gid maps
     [mount sources: a helper in the init's mount namespace opens bind sources (user namespace) and
      id-mapped mounts detached, sends them over a socket (runtime/mountsrc.py)]
-    join cgroup, "go" -------------------->
+    join cgroup, SETUP ------------------->
                                              unshare cgroup/time ns, become root of the user ns
                                              mounts, devices
-                              <------------- "hooks" (only if there are prestart/createRuntime hooks)
-    run prestart + createRuntime, "go" ---->
+                              <------------- HOOKS (only if there are prestart/createRuntime hooks)
+    run prestart + createRuntime, HOOKS_DONE >
                                              createContainer hooks, pivot_root, hostname, sysctl,
                                              read-only and masked paths, executable lookup, rlimits
-                              <------------- "ready"
+                              <------------- READY
     write state, pid file; exit              block opening the exec fifo until `start`
                                              identity, capabilities, no_new_privs, seccomp, execve
 """
@@ -25,6 +25,7 @@ import os
 from runtime import linux as L
 from runtime.errors import PyrunError
 from runtime.init.namespaces import NamespacePlan, join, unshare_late, write_id_maps, become_root_in_userns
+from runtime.init import sync as M
 from runtime.init.sync import Channel, ChannelClosed, ChildError
 from runtime.state import EXEC_FIFO as S_EXEC_FIFO, in_user_namespace
 
@@ -47,7 +48,7 @@ class InitOptions:
 
 
 def spawn(cfg, opts: InitOptions, cgroup) -> int:
-    """Parent half. Returns the init's pid once the init reports "ready"; on failure the init is killed
+    """Parent half. Returns the init's pid once the init reports READY; on failure the init is killed
     and reaped, and the error is raised as PyrunError."""
     plan = NamespacePlan(cfg)
     sources = _mount_sources(cfg, plan)
@@ -96,8 +97,8 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
                             (src_socks[1], len(sources)) if sources else None)
         except BaseException as e:  # report anything, then leave without running the parent's cleanup
             try:
-                child.send("error", _message(e))
-            except OSError:  # past "ready" the channel is gone: the container's stderr is all we have
+                child.send(M.ERROR, _message(e))
+            except OSError:  # past READY the channel is gone: the container's stderr is all we have
                 try:
                     os.write(2, ("pyrun: %s\n" % _message(e)).encode())
                 except OSError:
@@ -127,13 +128,13 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         else:
             while True:
                 verb, payload = parent.recv()
-                if verb == "usermap":
+                if verb == M.USERMAP:
                     write_id_maps(pid, cfg)
-                    parent.send("mapped")
-                elif verb == "pid":
+                    parent.send(M.MAPPED)
+                elif verb == M.PID:
                     init = int(payload)
                     break
-                elif verb == "error":
+                elif verb == M.ERROR:
                     raise ChildError(payload)
             os.waitpid(pid, 0)
         if sources:
@@ -142,28 +143,28 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
             mountsrc.send(sources, init, src_socks[0])
         if cgroup is not None and entry is None:
             cgroup.add(init)
-        parent.send("go", str(init))  # the init's pid as the host sees it, for hooks' state
+        parent.send(M.SETUP, str(init))  # the init's pid as the host sees it, for hooks' state
         while True:
             verb, payload = parent.recv()
-            if verb == "hooks":
+            if verb == M.HOOKS:
                 from runtime.hooks import run_hooks
 
                 st = opts.hook_state("creating", init)
                 run_hooks(cfg.hooks["prestart"], st, "prestart", debug=opts.debug)
                 run_hooks(cfg.hooks["createRuntime"], st, "createRuntime", debug=opts.debug)
-                parent.send("go")
-            elif verb == "debug":  # the init's own --debug lines, logged here (it has no log of its own)
+                parent.send(M.HOOKS_DONE)
+            elif verb == M.DEBUG:  # the init's own --debug lines, logged here (it has no log of its own)
                 opts.debug("init: " + payload)
-            elif verb == "seccomp":  # as runc: the init's state, status creating, with the listener
+            elif verb == M.SECCOMP:  # as runc: the init's state, status creating, with the listener
                 agent.forward(cfg.linux.seccomp, init, opts.hook_state("creating", init))
                 if opts.debug:
                     opts.debug("seccomp: listener sent to the agent at %s" % cfg.linux.seccomp["listenerPath"])
-                parent.send("seccompdone")
+                parent.send(M.SECCOMP_SENT)
             else:
                 break
-        if verb == "error":
+        if verb == M.ERROR:
             raise ChildError(payload)
-        if verb != "ready":
+        if verb != M.READY:
             raise ChildError("protocol error: unexpected %s" % verb)
         return init
     except (ChildError, ChannelClosed, OSError, PyrunError) as e:
@@ -230,7 +231,7 @@ def _kill_and_reap(init: int, first: int):
 
 
 def _died_early(status, cfg) -> str:
-    """Why the init went away before "ready", as far as its wait status tells."""
+    """Why the init went away before READY, as far as its wait status tells."""
     if status is None or not os.WIFSIGNALED(status):
         return "container init exited before it was ready"
     sig = os.WTERMSIG(status)
@@ -254,11 +255,11 @@ def _intermediate(plan: NamespacePlan, join_fds, chan: Channel) -> None:
     if plan.clone_flags:
         L.unshare(plan.clone_flags)
         if plan.new_user:
-            chan.send("usermap")
-            chan.expect("mapped")
+            chan.send(M.USERMAP)
+            chan.expect(M.MAPPED)
     pid = L.clone(0)
     if pid != 0:
-        chan.send("pid", str(pid))
+        chan.send(M.PID, str(pid))
         os._exit(0)
 
 
@@ -278,7 +279,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
 
     L.prctl(L.PR_SET_DUMPABLE, 0)
     _die_on_signals()
-    host_pid = int(chan.expect("go"))
+    host_pid = int(chan.expect(M.SETUP))
     _preload(cfg)
     caps.last_cap()  # read (and kept) now: after pivot_root /proc may be the image's own files
     # Also when pyrun itself runs in a user namespace (rootless podman's): no device node can be made there.
@@ -314,10 +315,10 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
                            src_fds, mount_ns)
     rootfs.prepare()
     if opts.debug:
-        chan.send("debug", "mounts and devices made in the new root %s" % cfg.root_path)
+        chan.send(M.DEBUG, "mounts and devices made in the new root %s" % cfg.root_path)
     if cfg.hooks["prestart"] or cfg.hooks["createRuntime"]:
-        chan.send("hooks")
-        chan.expect("go")
+        chan.send(M.HOOKS)
+        chan.expect(M.HOOKS_DONE)
     if cfg.hooks["createContainer"]:
         from runtime.hooks import run_hooks
 
@@ -332,7 +333,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     sealed.close_held()  # the runtime's own code (read-only): not to be reachable from the container either
     rootfs.pivot(opts.no_pivot)
     if opts.debug:
-        chan.send("debug", "%s done" % ("chroot (no mount namespace)" if not mount_ns else
+        chan.send(M.DEBUG, "%s done" % ("chroot (no mount namespace)" if not mount_ns else
                                         "chroot (--no-pivot)" if opts.no_pivot else "pivot_root"))
     if opts.console is not None:
         from runtime.console import attach_pty
@@ -362,12 +363,12 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
 
     sched.apply(proc, (cfg.raw.get("linux") or {}).get("memoryPolicy"))
     if opts.debug:
-        chan.send("debug", "taking the process's identity %d:%d, capabilities%s; then waiting for start to exec %s"
+        chan.send(M.DEBUG, "taking the process's identity %d:%d, capabilities%s; then waiting for start to exec %s"
                   % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
     env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok,
                             agent.child_handoff(chan) if agent is not None else None)
     fds = _proc_self_fd()
-    chan.send("ready")
+    chan.send(M.READY)
     chan.close()
     _wait_for_start(fds, fifo)
     if cfg.hooks["startContainer"]:

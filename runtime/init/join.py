@@ -1,13 +1,13 @@
 """`exec`: a new process inside a running container. Parent half (`spawn_in`) and child half
-(`_joined_process`) side by side.
+(`_joined_process`) side by side, over the sync channel (its messages: runtime/init/sync.py).
 
     parent                         intermediate (clone)              process (clone again)
     add intermediate to cgroup
-    "go" ------------------------> not dumpable; setns into every
+    JOIN ------------------------> not dumpable; setns into every
                                    namespace of the init
                                    clone (pid ns applies to children) -> executable lookup,
                                    report its pid <-----------------     rlimits, identity, caps,
-    read until EOF: an "error"                                           no_new_privs, seccomp, execve
+    read until EOF: an ERROR                                           no_new_privs, seccomp, execve
     line means it failed, EOF means execve happened (the channel is close-on-exec)
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 from runtime import linux as L
 from runtime.errors import PyrunError
 from runtime.init.namespaces import join, sort_joins
+from runtime.init import sync as M
 from runtime.init.sync import Channel, ChannelClosed, ChildError
 
 
@@ -83,7 +84,7 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                           pidfd_sock)
         except BaseException as e:
             try:
-                child.send("error", _text(e))
+                child.send(M.ERROR, _text(e))
             except OSError:
                 pass
         os._exit(1)
@@ -108,33 +109,33 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                     raise
                 if warn is not None:
                     warn("%s: the exec'd process stays in the caller's cgroup (rootless)" % e)
-        parent.send("go")
+        parent.send(M.JOIN)
         while True:
             try:
                 verb, payload = parent.recv()
             except ChannelClosed:
                 break
-            if verb == "pid":
+            if verb == M.PID:
                 pid = int(payload)
-            elif verb == "debug":
+            elif verb == M.DEBUG:
                 debug("exec: " + payload)
-            elif verb == "seccomp":
-                while not pid:  # the intermediate's "pid" is on its way (the process is waiting for us)
+            elif verb == M.SECCOMP:
+                while not pid:  # the intermediate's PID is on its way (the process is waiting for us)
                     try:
                         verb, payload = parent.recv()
                     except ChannelClosed:
                         raise ChildError("the exec'd process exited before it started") from None
-                    if verb == "error":
+                    if verb == M.ERROR:
                         raise ChildError(payload)
-                    if verb == "pid":
+                    if verb == M.PID:
                         pid = int(payload)
-                    elif verb == "debug":
+                    elif verb == M.DEBUG:
                         debug("exec: " + payload)
                 # As runc: the exec'd process's pid; the container's state says running, with the init's
                 st = state() if state is not None else {}
                 agent.forward(cfg.linux.seccomp, pid, st)
-                parent.send("seccompdone")
-            elif verb == "error":
+                parent.send(M.SECCOMP_SENT)
+            elif verb == M.ERROR:
                 raise ChildError(payload)
         if not pid:
             raise ChildError("the exec'd process exited before it started")
@@ -175,7 +176,7 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     # Not dumpable before touching the container: a process inside must not ptrace or read our memory
     # (and the host fds we hold) through /proc while we are half-way in.
     L.prctl(L.PR_SET_DUMPABLE, 0)
-    chan.expect("go")
+    chan.expect(M.JOIN)
     from runtime.init import process as P
 
     if proc.rlimits:
@@ -192,7 +193,7 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     sealed.close_held()  # nothing of the runtime's own files is reachable once we are inside
     join(fds)
     if debug:
-        chan.send("debug", "joined the namespaces of the container (%s)" % ",".join(t for t, _ in fds))
+        chan.send(M.DEBUG, "joined the namespaces of the container (%s)" % ",".join(t for t, _ in fds))
     try:
         pid = L.clone(0)
     except OSError as e:
@@ -201,7 +202,7 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
                              "(linux.resources.pids.limit) or the host's is reached") from None
         raise
     if pid != 0:
-        chan.send("pid", str(pid))
+        chan.send(M.PID, str(pid))
         if pidfd_sock is not None:
             from runtime.pidfd import EXEC
 
@@ -223,7 +224,7 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
         attach_pty(console, proc.console_size)
     sched.set_affinity(proc, "final")
     if debug:
-        chan.send("debug", "taking the process's identity %d:%d, capabilities%s; exec %s"
+        chan.send(M.DEBUG, "taking the process's identity %d:%d, capabilities%s; exec %s"
                   % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
     P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn, userns_setgroups=setgroups_ok,
                         listener=agent.child_handoff(chan) if agent is not None else None)

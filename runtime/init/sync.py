@@ -1,10 +1,40 @@
-"""The parent <-> init channel: one line per message over a pair of CLOEXEC pipes.
+"""The parent <-> child channel of create (runtime/init/__init__.py) and exec (runtime/init/join.py): one
+line per message over a pair of CLOEXEC pipes.
 
 A message is `verb[ payload]\n`. Pipes (not a socketpair) because `import socket` costs ~6 ms and the
-channel only ever carries short lines, which pipes deliver atomically."""
+channel only ever carries short lines, which pipes deliver atomically. The messages, in the order they
+flow (as runc documents its sync messages):
+
+    name          from -> to         payload          meaning
+    USERMAP       child -> parent    -                (create, slow path) the intermediate made a user
+                                                      namespace: write its uid/gid maps
+    MAPPED        parent -> child    -                the maps are written
+    PID           child -> parent    host pid         the process the intermediate forked (create's
+                                                      init on the slow path; exec's process)
+    SETUP         parent -> child    init's host pid  (create) maps written, cgroup joined, mount
+                                                      sources sent: build the container
+    JOIN          parent -> child    -                (exec) in the cgroup: join the namespaces
+    HOOKS         child -> parent    -                (create) mounts made: run prestart and
+                                                      createRuntime hooks now
+    HOOKS_DONE    parent -> child    -                the hooks ran: go on to pivot_root
+    SECCOMP       child -> parent    -                the filter's listener fd follows (SCM_RIGHTS,
+                                                      seccomp.py): send it to the agent
+    SECCOMP_SENT  parent -> child    -                the agent has it: go on
+    DEBUG         child -> parent    text             a --debug line for the parent's log
+    READY         child -> parent    -                (create) set up: blocked on the exec fifo
+    ERROR         child -> parent    text             the child failed: the text is the error
+
+exec's child sends nothing after PID on success: the channel is close-on-exec, so EOF means execve
+happened."""
 from __future__ import annotations
 
 import os
+
+USERMAP, MAPPED, PID = "usermap", "mapped", "pid"
+SETUP, JOIN = "setup", "join"
+HOOKS, HOOKS_DONE = "hooks", "hooksdone"
+SECCOMP, SECCOMP_SENT = "seccomp", "seccompdone"
+DEBUG, READY, ERROR = "debug", "ready", "error"
 
 
 class ChannelClosed(Exception):
@@ -43,7 +73,7 @@ class Channel:
     def expect(self, verb: str) -> str:
         """Wait for `verb`; an `error` from the other side becomes an exception carrying its text."""
         got, payload = self.recv()
-        if got == "error":
+        if got == ERROR:
             raise ChildError(payload)
         if got != verb:
             raise ChildError("protocol error: expected %s, got %s" % (verb, got))

@@ -36,7 +36,8 @@ CREATE = LIGHT | {"_cffi_backend", "runtime.linux", "runtime.linux._native", "ru
                   "runtime.init.process", "runtime.init.sched", "_struct", "struct", "_socket", "runtime.network",
                   "runtime.cgroups", "runtime.cgroups.mounts", "runtime.cgroups.files", "runtime.cgroups.convert",
                   "runtime.cgroups.v1", "runtime.cgroups.v2", "errno", "runtime.stdio", "select", "runtime.inroot",
-                  "runtime.mountfd", "runtime.rootfs", "resource", "runtime.rootless"}
+                  "runtime.mountfd", "runtime.rootfs", "resource", "runtime.rootless",
+                  "runtime.cgroups.devices"}  # v1: the device rules through runc's emulator (devices.py)
 
 
 @pytest.fixture(scope="module")
