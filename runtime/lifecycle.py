@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from runtime import state as S
+from runtime import execfifo, state as S
 from runtime.errors import NotFound, PyrunError
 
 
@@ -126,8 +126,7 @@ def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds
     pipes = None
     try:
         S.write_new(os.path.join(path, S.CONFIG_COPY), _config_bytes(cfg))
-        os.mkfifo(os.path.join(path, S.EXEC_FIFO), 0o622)
-        os.chmod(os.path.join(path, S.EXEC_FIFO), 0o622)  # not the caller's umask: a user ns root writes it
+        execfifo.make(path)
         from runtime.cgroups import Cgroup
 
         cgroup = Cgroup.for_container(cfg.linux.cgroups_path, cid, systemd=ctx.systemd_cgroup,
@@ -287,7 +286,7 @@ def start(ctx, cid: str, c: Container | None = None) -> Container:
         if status == "running" or status == "paused":
             raise PyrunError("cannot start an already running container")
         raise PyrunError("cannot start a container in the %s state" % status)
-    _release_init(c)
+    execfifo.release(c.dir, lambda: S.init_alive(c.record), "container init exited before it was started")
     if ctx.debug:
         ctx.log_debug("start %s: exec fifo opened, init pid %d goes on to exec the process" % (cid, c.pid))
     if "poststart" in c.record.get("hooks", ()):
@@ -301,27 +300,6 @@ def start(ctx, cid: str, c: Container | None = None) -> Container:
             _kill_wait(c.pid, c.record.get("init_start"))
             raise
     return c
-
-
-def _release_init(c: Container) -> None:
-    """Open the exec fifo's read end and take the init's byte; the init then goes on to execve.
-    Non-blocking open plus poll, so a dead init cannot hang `start`."""
-    import select
-
-    fifo = os.path.join(c.dir, S.EXEC_FIFO)
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
-            if poller.poll(50):
-                if os.read(fd, 1):
-                    break
-            if not S.init_alive(c.record):
-                raise PyrunError("container init exited before it was started")
-    finally:
-        os.close(fd)
-    os.unlink(fifo)
 
 
 def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:

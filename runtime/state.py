@@ -10,12 +10,11 @@ import fcntl
 import os
 import time
 
-from runtime import OCI_VERSION, fastjson
+from runtime import OCI_VERSION, execfifo, fastjson
 from runtime.errors import NotFound, PyrunError
 
 STATE_FILE = "state.json"
 CONFIG_COPY = "config.json"
-EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
@@ -165,7 +164,7 @@ def derive_status(record: dict, path: str) -> str:
         return "creating" if init_alive(record) else "stopped"
     if not init_alive(record):
         return "stopped"
-    if os.path.exists(os.path.join(path, EXEC_FIFO)):
+    if execfifo.pending(path):
         return "created"
     cg = record.get("cgroup")
     if cg:

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import os
 
-from runtime import linux as L
+from runtime import execfifo, linux as L
 from runtime.errors import PyrunError
 from runtime.init.namespaces import NamespacePlan, join, unshare_late, write_id_maps, become_root_in_userns
 from runtime.init import sync as M
 from runtime.init.sync import Channel, ChannelClosed, ChildError
-from runtime.state import EXEC_FIFO as S_EXEC_FIFO, in_user_namespace
+from runtime.state import in_user_namespace
 
 
 class InitOptions:
@@ -287,7 +287,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     # Before taking the user namespace's root: from then on the init's /proc files belong to the host's
     # root, out of its reach (timens_offsets), as is the 0700 state directory.
     unshare_late(plan, cfg)
-    fifo = os.open(S_EXEC_FIFO, os.O_PATH | os.O_CLOEXEC, dir_fd=state_fd)
+    fifo = execfifo.hold(state_fd)
     os.close(state_fd)
     P.set_oom_score_adj(cfg.process.oom_score_adj)
     if plan.new_user:
@@ -370,7 +370,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     fds = _proc_self_fd()
     chan.send(M.READY)
     chan.close()
-    _wait_for_start(fds, fifo)
+    execfifo.wait(fds, fifo)
     if cfg.hooks["startContainer"]:
         from runtime.hooks import run_hooks
 
@@ -409,19 +409,6 @@ def _proc_self_fd() -> int:
         os.close(fds)
         raise PyrunError("/proc/self/fd in the container is not on procfs: refusing to go on")
     return fds
-
-
-def _wait_for_start(fds: int, fifo: int) -> None:
-    """Block until `start` opens the fifo's other end (O_WRONLY on a fifo waits for a reader), write the
-    byte it waits for. The fifo is reopened from the O_PATH fd held since before pivot_root (the state
-    directory is long closed, and the process may no longer be root), through /proc/self/fd."""
-    try:
-        w = os.open(str(fifo), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds)
-    finally:
-        os.close(fds)
-    os.write(w, b"0")
-    os.close(w)
-    os.close(fifo)
 
 
 _STAY = (9, 13, 17, 18, 19, 20, 21, 22, 23, 28)  # KILL PIPE CHLD CONT STOP TSTP TTIN TTOU URG WINCH

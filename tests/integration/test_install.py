@@ -23,7 +23,7 @@ STARTUP = {"_io", "marshal", "posix", "_frozen_importlib_external", "time", "zip
            "_collections_abc", "genericpath", "posixpath", "os", "__future__", "gc"}
 # The light commands: flags, the state directory, the state record.
 LIGHT = STARTUP | {"runtime", "runtime.errors", "runtime.cli", "runtime.commands", "runtime.lifecycle",
-                   "runtime.state", "runtime.fastjson", "_json", "fcntl"}
+                   "runtime.execfifo", "runtime.state", "runtime.fastjson", "_json", "fcntl"}
 # What some of them use besides: start waits on the exec fifo with select; delete removes the cgroups.
 CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups.files", "runtime.cgroups.convert", "runtime.cgroups.mounts",
            "runtime.cgroups.v1", "runtime.cgroups.v2"}

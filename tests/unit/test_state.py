@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from runtime import state as S
+from runtime import execfifo, state as S
 from runtime.commands import tabwriter
 from runtime.errors import NotFound, PyrunError
 
@@ -50,7 +50,7 @@ def test_status_is_derived_from_the_live_process(tmp_path):
     d = S.make_container_dir(str(tmp_path), "c1")
     me = {"id": "c1", "status": "created", "pid": os.getpid(), "init_start": S.proc_start_time(os.getpid())}
     assert S.derive_status(me, d) == "running"
-    os.mkfifo(os.path.join(d, S.EXEC_FIFO))
+    os.mkfifo(os.path.join(d, execfifo.NAME))
     assert S.derive_status(me, d) == "created"
     recycled = dict(me, init_start=me["init_start"] + 1)  # same pid, another process
     assert S.derive_status(recycled, d) == "stopped"
