@@ -793,14 +793,19 @@ ALL_SUBS = hooks(createRuntime=hook("subs", "for d in /sys/fs/cgroup/*/{id}; do 
                                             "c=/sys/fs/cgroup/cpuset/{id}; cat $c/cpuset.cpus > $c/sub/cpuset.cpus; "
                                             "cat $c/cpuset.mems > $c/sub/cpuset.mems"))
 OWN_PATH = {"linux": {"cgroupsPath": "/{id}"}}
+V2_SUB = hooks(createRuntime=hook("sub", "mkdir /sys/fs/cgroup/{id}/sub"))  # cgroup2: one tree
 case("exec-cgroup-controller", "exec --cgroup pids:sub joins the existing pids sub-cgroup only",
      probe=["sleep", "30"], config=chain(OWN_PATH, PIDS_SUB),
      steps=[*RUNNING, ("exec", "--cgroup", "pids:sub", "{id}", "cat", "/proc/self/cgroup"), DELETE_F],
-     expect=r"pids:/<ID>/sub")
+     expect=r"pids:/<ID>/sub",
+     on={"v2": {"what": "exec --cgroup pids:sub on cgroup2 (one tree: the controller prefix)",
+                "config": chain(OWN_PATH, V2_SUB), "expect": r"pids:sub <ID> cat /proc/self/cgroup -> 255"}})
 case("exec-cgroup-all", "exec --cgroup sub: the sub-cgroup in every hierarchy", probe=["sleep", "30"],
      config=chain(OWN_PATH, ALL_SUBS),
      steps=[*RUNNING, ("exec", "--cgroup", "sub", "{id}", "cat", "/proc/self/cgroup"), DELETE_F],
-     expect=r"0::/<ID>/sub")
+     expect=r"0::/<ID>/sub",
+     on={"v2": {"what": "exec --cgroup sub: the sub-cgroup (cgroup2)", "config": chain(OWN_PATH, V2_SUB),
+                "expect": r"^0::/sub$"}})
 case("exec-cgroup-missing", "exec --cgroup of a sub-cgroup that does not exist fails (nothing is created)",
      probe=["sleep", "30"], config=OWN_PATH,
      steps=[*RUNNING, ("exec", "--cgroup", "pids:nosuch", "{id}", "true"), ("exec", "--cgroup", "nosuch", "{id}", "true"),
@@ -811,7 +816,8 @@ case("exec-cgroup-escape", "exec --cgroup above the container's cgroup is refuse
             DELETE_F], expect=r"exec --cgroup pids:\.\. <ID> true -> 255")
 case("exec-cgroup-root-of-container", "exec --cgroup / is the container's own cgroup", probe=["sleep", "30"],
      config=OWN_PATH,
-     steps=[*RUNNING, ("exec", "--cgroup", "/", "{id}", "cat", "/proc/self/cgroup"), DELETE_F], expect=r"pids:/<ID>$")
+     steps=[*RUNNING, ("exec", "--cgroup", "/", "{id}", "cat", "/proc/self/cgroup"), DELETE_F], expect=r"pids:/<ID>$",
+     on={"v2": {"expect": r"^0::/$"}})
 case("exec-cgroup-bad-forms", "exec --cgroup a:b:c, two plain paths, an unknown controller: refused",
      probe=["sleep", "30"], config=chain(OWN_PATH, PIDS_SUB),
      steps=[*RUNNING, ("exec", "--cgroup", "a:b:c", "{id}", "true"),
@@ -820,19 +826,24 @@ case("exec-cgroup-bad-forms", "exec --cgroup a:b:c, two plain paths, an unknown 
      expect=r"exec --cgroup a:b:c <ID> true -> 255")
 case("cgroup-unified-on-v1", "linux.resources.unified on a cgroup v1 host: an invalid configuration",
      config={"linux": {"resources": {"unified": {"pids.max": "5"}}}}, steps=[RUN, STATE],
-     expect=r"run .* -> 1")
+     expect=r"run .* -> 1",
+     on={"v2": {"what": "linux.resources.unified on cgroup2: written as given", "probe": "cat /sys/fs/cgroup/pids.max",
+                "steps": [RUN], "expect": r"-> 0\n5$"}})
 case("kill-all-hostpid", "kill --all KILL without a pid namespace: every process goes (cgroup.kill)",
      probe="sleep 30 & sleep 30 & echo ready; exec sleep 30", config=with_ns(drop=("pid",)),
      steps=[*RUNNING, ("@await-output", "ready"), kill("KILL", "--all"), wait("stopped"),
             ("ps", "--format", "json", "{id}"), DELETE], expect=r"@wait stopped -> 0\nstopped")
 case("cgroup-pids-zero", "pids.limit 0", config={"linux": {"resources": {"pids": {"limit": 0}}}},
      probe="read m < /sys/fs/cgroup/pids/pids.max; echo $m", expect="^max$",
+     on={"v2": {"probe": "read m < /sys/fs/cgroup/pids.max; echo $m"}},
      differs="runtime-spec 1.3 makes pids.limit 0 a real limit (pids.max 0; runc 1.4 too); runc 1.1.5 takes it "
              "for unset and leaves pids.max at max", pyrun_expect=r"-> 0\s+0$")
 case("update-pids-zero", "update --pids-limit 0 (then an exec cannot fork)", probe=["sleep", "30"],
      config={"linux": {"resources": {"pids": {"limit": 40}}}},
      steps=[*RUNNING, ("update", "--pids-limit", "0", "{id}"), ("exec", "{id}", "cat", "/sys/fs/cgroup/pids/pids.max"),
             DELETE_F], expect="^40$",
+     on={"v2": {"steps": [*RUNNING, ("update", "--pids-limit", "0", "{id}"),
+                          ("exec", "{id}", "cat", "/sys/fs/cgroup/pids.max"), DELETE_F]}},
      differs="runtime-spec 1.3 / runc 1.4: 0 is a limit (pids.max 0); runc 1.1.5 treats 0 as 'leave it'",
      pyrun_expect=r"pids.max -> 255\s+stderr: .*pids limit \(linux.resources.pids.limit\) or the host's is reached")
 UPDATE_ALL = ("update", "--memory", "67108864", "--memory-swap", "134217728", "--memory-reservation", "33554432",
@@ -845,7 +856,15 @@ case("update-common-limits", "update of memory, swap, reservation, cpu shares/qu
             ("exec", "{id}", "sh", "-c", "cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes "
              "memory/memory.memsw.limit_in_bytes memory/memory.soft_limit_in_bytes cpu/cpu.shares cpu/cpu.cfs_quota_us "
              "cpu/cpu.cfs_period_us cpuset/cpuset.cpus cpuset/cpuset.mems pids/pids.max cpu/cpu.rt_period_us "
-             "cpu/cpu.rt_runtime_us"), DELETE_F], expect="^134217728$")
+             "cpu/cpu.rt_runtime_us"), DELETE_F], expect="^134217728$",
+     on={"v2": {"steps": [*RUNNING, UPDATE_ALL,
+                          ("exec", "{id}", "sh", "-c", "cd /sys/fs/cgroup; cat memory.max memory.swap.max memory.low "
+                           "cpu.weight cpu.max cpuset.cpus cpuset.mems pids.max"), DELETE_F],
+                "expect": r"^67108864$",
+                "differs": "runc 1.1.5 on cgroup v2 drops --cpu-rt-period/--cpu-rt-runtime without a word and applies "
+                           "the rest; pyrun refuses the update, naming the field (cgroup v2 has no real-time group "
+                           "scheduling): never a limit silently ignored",
+                "pyrun_expect": r"cpu-rt-runtime 10000 <ID> -> 1\s+stderr: .*no real-time group scheduling"}})
 case("update-devices", "update -r with linux.resources.devices (allow /dev/fuse)", probe=["sleep", "30"],
      files={"dev.json": {"devices": [{"allow": False, "access": "rwm"},
                                      {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]}},
@@ -854,7 +873,12 @@ case("update-devices", "update -r with linux.resources.devices (allow /dev/fuse)
      expect=r"update -r .* -> 0",
      differs="runc 1.1.5 reads the device rules given to update and drops them (SkipDevices: it cannot change "
              "them); pyrun applies them, moving the v1 rules without a moment of deny-all (and replacing the v2 "
-             "program atomically)", pyrun_expect=r"devices.list -> 0\s+1$")
+             "program atomically)", pyrun_expect=r"devices.list -> 0\s+1$",
+     on={"v2": {"what": "update -r denying every device keeps the default devices (cgroup2: the eBPF program)",
+                "differs": None, "files": {"dev.json": {"devices": [{"allow": False, "access": "rwm"}]}},
+                "steps": [*RUNNING, ("update", "-r", "{dir}/dev.json", "{id}"),
+                          ("exec", "{id}", "sh", "-c", "(echo x > /dev/null) 2>/dev/null && echo writable || echo denied"),
+                          DELETE_F], "expect": "writable", "pyrun_expect": None}})
 
 # ======================================================================================================
 # exec
