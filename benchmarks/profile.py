@@ -43,7 +43,7 @@ ev("interpreter start", t_spawn, t_main)
 t0 = time.perf_counter()
 import runtime.cli, runtime.commands, runtime.lifecycle, runtime.spec.load, runtime.init, runtime.init.process
 import runtime.rootfs, runtime.cgroups, runtime.network, runtime.stdio, runtime.sealed, runtime.linux, runtime.state
-import runtime.init.capabilities, runtime.init.namespaces
+import runtime.init.capabilities, runtime.init.namespaces, runtime.execfifo
 ev("imports (hot path)", t0, time.perf_counter())
 
 def wrap(owner, attr, name, begin_only=False):
@@ -102,7 +102,7 @@ wrap(R, "finish", "init: masked/readonly paths, remount ro")
 wrap(P, "lookup_executable", "init: executable lookup")
 wrap(P, "set_rlimits", "init: rlimits")
 wrap(P, "drop_privileges", "init: identity, caps, no_new_privs")
-wrap(I, "_wait_for_start", "init: wait for start")
+wrap(runtime.execfifo, "wait", "init: wait for start")
 wrap(P, "exec_process", "init: execve", begin_only=True)
 t0 = time.perf_counter()
 code = runtime.cli.main()
