@@ -92,3 +92,17 @@ def write_json(path: str | None, name: str, data: dict) -> None:
 def bench_dirs(prefix: str):
     """(a temporary directory for the bundle, one on /run for the state roots)"""
     return (tempfile.TemporaryDirectory(prefix=prefix), tempfile.TemporaryDirectory(prefix=prefix, dir="/run"))
+
+
+def sleeper_bundle(t: str, bundle: str) -> str:
+    """A copy of `bundle` whose process sleeps (for containers that stay created or running)."""
+    sleeper = os.path.join(t, "sleeper")
+    shutil.copytree(bundle, sleeper, symlinks=True)
+    path = os.path.join(sleeper, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["process"]["args"] = ["sleep", "600"]
+    cfg["root"]["path"] = os.path.join(bundle, "rootfs")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return sleeper

@@ -9,14 +9,12 @@ runc, create and exec <= 0.9, the light commands (start, state, kill, delete, pa
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
-from common import bench_dirs, load_note, make_bundle, ms, need_root, parser, runtimes, write_json
+from common import bench_dirs, load_note, make_bundle, ms, need_root, parser, runtimes, sleeper_bundle, write_json
 
 OPS = ("run", "create", "state", "start", "exec", "pause", "resume", "kill", "delete")
 LIGHT = ("start", "state", "kill", "delete", "pause", "resume")
@@ -26,19 +24,6 @@ def floor_s(python: str) -> float:
     t = time.perf_counter()
     subprocess.run([python, "-IS", "-c", "pass"], check=True)
     return time.perf_counter() - t
-
-
-def sleeper_bundle(t: str, bundle: str) -> str:
-    sleeper = os.path.join(t, "sleeper")
-    shutil.copytree(bundle, sleeper, symlinks=True)
-    path = os.path.join(sleeper, "config.json")
-    with open(path) as f:
-        cfg = json.load(f)
-    cfg["process"]["args"] = ["sleep", "600"]
-    cfg["root"]["path"] = os.path.join(bundle, "rootfs")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    return sleeper
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import shutil
 import statistics
 import subprocess
 
-from common import bench_dirs, load_note, make_bundle, need_root, parser, runtimes, write_json
+from common import bench_dirs, load_note, make_bundle, need_root, parser, runtimes, sleeper_bundle, write_json
 
 OPS = ("run", "create", "state", "start", "exec", "pause", "resume", "list", "kill", "delete")
 
@@ -81,15 +81,7 @@ def main() -> None:
         a.pyrun, a.runc = shutil.which(a.pyrun) or a.pyrun, shutil.which(a.runc) or a.runc  # execv: a path
         rts = None
         bundle = make_bundle(t, a.runc)
-        sleeper = os.path.join(t, "sleeper")
-        shutil.copytree(bundle, sleeper, symlinks=True)
-        path = os.path.join(sleeper, "config.json")
-        with open(path) as f:
-            cfg = json.load(f)
-        cfg["process"]["args"] = ["sleep", "600"]
-        cfg["root"]["path"] = os.path.join(bundle, "rootfs")
-        with open(path, "w") as f:
-            json.dump(cfg, f)
+        sleeper = sleeper_bundle(t, bundle)
         rts = runtimes(a, r)
         try:
             for rt in rts:
