@@ -622,16 +622,21 @@ def test_a_damaged_cache_file_is_replaced(tmp_path, schemas):
     assert _artefacts(tmp_path) == [name]  # no temporary file left
 
 
-def test_a_cache_file_others_can_write_is_not_run(tmp_path, schemas):
-    """The file holds code that is run: a file owned by another user, or writable by group or others, is
-    ignored and replaced."""
+def _forge_cache(tmp_path):
+    """The cache file of the config validator, replaced by a forged one that accepts everything: (its
+    path, its name, the forged artefact)."""
     load.compiled_validator("config")
     (name,) = _artefacts(tmp_path)
-    path = tmp_path / "cache" / name
-    # A forged file that accepts everything.
     forged = {kind: marshal.dumps(compile("def valid_%s(x): return True" % kind, "f", "exec"))
               for kind in KINDS}
     assert load._write_artefact(str(tmp_path / "cache"), name, forged)
+    return tmp_path / "cache" / name, name, forged
+
+
+def test_a_cache_file_others_can_write_is_not_run(tmp_path, schemas):
+    """The file holds code that is run: a file owned by another user, or writable by group or others, is
+    ignored and replaced."""
+    path, name, forged = _forge_cache(tmp_path)
     bad = {"ociVersion": 1}
     load._LOADED.clear()
     assert load.compiled_validator("config")(bad) is True  # (it is read when it is trustworthy)
@@ -653,12 +658,7 @@ def test_a_cache_file_owned_by_another_user_is_not_run(tmp_path, schemas):
     from tests.conftest import require_root
 
     require_root()
-    load.compiled_validator("config")
-    (name,) = _artefacts(tmp_path)
-    path = tmp_path / "cache" / name
-    forged = {kind: marshal.dumps(compile("def valid_%s(x): return True" % kind, "f", "exec"))
-              for kind in KINDS}
-    assert load._write_artefact(str(tmp_path / "cache"), name, forged)
+    path, _, _ = _forge_cache(tmp_path)
     os.chown(path, 4242, -1)
     load._LOADED.clear()
     assert load.compiled_validator("config")({"ociVersion": 1}) is False
