@@ -13,6 +13,7 @@ import struct
 import termios
 
 from runtime.errors import PyrunError
+from runtime.linux.syscall import REAL, Syscall
 
 
 class Console:
@@ -113,24 +114,26 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
-def attach_pty(console: Console, size=None, dev_console: bool = False) -> None:
+def attach_pty(console: Console, size=None, dev_console: bool = False, sc: Syscall = REAL) -> None:
     """Child side, inside the container: open a pty, hand the master over, make the slave our stdio and
     controlling terminal (and /dev/console for the init)."""
-    master, slave = os.openpty()
+    master, slave = sc.openpty()
     if size:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+        sc.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
     if dev_console:
         from runtime import linux as L
 
-        if not os.path.exists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        L.mount(os.ttyname(slave), "/dev/console", None, L.MS_BIND)
-    socket.send_fds(console.theirs, [b"/dev/ptmx"], [master])
+        try:
+            sc.stat("/dev/console")
+        except OSError:  # as os.path.exists
+            sc.close(sc.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        sc.mount(sc.ttyname(slave), "/dev/console", None, L.MS_BIND)
+    sc.send_fds(console.theirs, [b"/dev/ptmx"], [master])
     console.theirs.close()
-    os.close(master)
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    sc.close(master)
+    sc.setsid()
+    sc.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
-        os.dup2(slave, fd)
+        sc.dup2(slave, fd)
     if slave > 2:
-        os.close(slave)
+        sc.close(slave)

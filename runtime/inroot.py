@@ -13,6 +13,7 @@ import os
 import stat
 
 from runtime import linux as L
+from runtime.linux.syscall import REAL, Syscall
 from runtime.errors import PyrunError
 
 _RESOLVE = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
@@ -22,16 +23,17 @@ def _rel(path: str) -> str:
     return path.lstrip("/") or "."
 
 
-def open_in_root(rootfd: int, path: str, flags: int = os.O_PATH, nofollow: bool = False) -> int:
+def open_in_root(rootfd: int, path: str, flags: int = os.O_PATH, nofollow: bool = False,
+                 sc: Syscall = REAL) -> int:
     """An fd for `path` resolved inside `rootfd`. `nofollow`: a symlink anywhere on the way is an error
     (ELOOP), for the destinations that must be ordinary directories (/proc, /sys)."""
     resolve = _RESOLVE | (L.RESOLVE_NO_SYMLINKS if nofollow else 0)
-    return L.openat2(rootfd, _rel(path), flags, 0, resolve)
+    return sc.openat2(rootfd, _rel(path), flags, 0, resolve)
 
 
-def exists_in_root(rootfd: int, path: str) -> bool:
+def exists_in_root(rootfd: int, path: str, sc: Syscall = REAL) -> bool:
     try:
-        os.close(open_in_root(rootfd, path))
+        sc.close(open_in_root(rootfd, path, sc=sc))
     except FileNotFoundError:
         return False
     except NotADirectoryError:
@@ -39,7 +41,7 @@ def exists_in_root(rootfd: int, path: str) -> bool:
     return True
 
 
-def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
+def mkdir_all(rootfd: int, path: str, mode: int = 0o755, sc: Syscall = REAL) -> int:
     """Make every missing directory of `path` inside the root; returns an O_PATH fd of the last one.
     The walk goes one component at a time from a held directory fd (O_NOFOLLOW), following symlinks by
     hand inside the root, as runc's MkdirAllInRoot does (a dangling link is made through): a component
@@ -48,22 +50,22 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
     pending.reverse()
     parts: list[str] = []
     links = 0
-    fd = os.dup(rootfd)
+    fd = sc.dup(rootfd)
     try:
         while pending:
             p = pending.pop()
             if p == "..":
                 if parts:
                     parts.pop()
-                    os.close(fd)
+                    sc.close(fd)
                     fd = -1
-                    fd = open_in_root(rootfd, "/".join(parts), os.O_PATH | os.O_DIRECTORY)
+                    fd = open_in_root(rootfd, "/".join(parts), os.O_PATH | os.O_DIRECTORY, sc=sc)
                 continue
             try:
-                st = os.stat(p, dir_fd=fd, follow_symlinks=False)
+                st = sc.stat(p, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 try:
-                    os.mkdir(p, mode, dir_fd=fd)
+                    sc.mkdir(p, mode, dir_fd=fd)
                 except FileExistsError:
                     pass
                 pending.append(p)  # look at what is there now
@@ -72,34 +74,34 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
                 links += 1
                 if links > 255:
                     raise PyrunError("creating %s in the rootfs: too many levels of symbolic links" % path)
-                target = os.readlink(p, dir_fd=fd)
+                target = sc.readlink(p, dir_fd=fd)
                 if target.startswith("/"):
                     parts = []
-                    os.close(fd)
+                    sc.close(fd)
                     fd = -1
-                    fd = os.dup(rootfd)
+                    fd = sc.dup(rootfd)
                 pending.extend(reversed([t for t in target.split("/") if t not in ("", ".")]))
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 raise PyrunError("creating %s in the rootfs: %s is not a directory" % (path, "/" + "/".join(parts + [p])))
             try:
-                nfd = os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                nfd = sc.open(p, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):  # swapped meanwhile: again
                     pending.append(p)
                     continue
                 raise
-            os.close(fd)
+            sc.close(fd)
             fd = nfd
             parts.append(p)
         return fd
     except OSError as e:
         if fd >= 0:
-            os.close(fd)
+            sc.close(fd)
         raise PyrunError("creating %s in the rootfs: %s" % (path, e.strerror)) from None
     except BaseException:
         if fd >= 0:
-            os.close(fd)
+            sc.close(fd)
         raise
 
 
@@ -111,11 +113,11 @@ def split(path: str) -> tuple[str, str]:
     return "/" + "/".join(parts[:-1]), parts[-1]
 
 
-def open_or_make(rootfd: int, path: str, directory: bool, nofollow: bool = False) -> int:
+def open_or_make(rootfd: int, path: str, directory: bool, nofollow: bool = False, sc: Syscall = REAL) -> int:
     """An O_PATH fd of the mount point `path`, made first if missing: a directory, or an empty file for
     a file bind mount. A symlink as the last component is followed inside the root (unless `nofollow`)."""
     try:
-        return open_in_root(rootfd, path, os.O_PATH, nofollow)
+        return open_in_root(rootfd, path, os.O_PATH, nofollow, sc)
     except FileNotFoundError:
         pass
     except OSError as e:
@@ -123,19 +125,19 @@ def open_or_make(rootfd: int, path: str, directory: bool, nofollow: bool = False
             raise
         raise PyrunError("mount point %s in the rootfs: %s" % (path, e.strerror)) from None
     if directory:
-        os.close(mkdir_all(rootfd, path))
+        sc.close(mkdir_all(rootfd, path, sc=sc))
     else:
         parent, name = split(path)
-        pfd = mkdir_all(rootfd, parent)
+        pfd = mkdir_all(rootfd, parent, sc=sc)
         try:
             try:
-                os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=pfd))
+                sc.close(sc.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=pfd))
             except OSError as e:
                 if e.errno not in (errno.EEXIST, errno.ELOOP):  # a symlink: followed inside the root below
                     raise PyrunError("creating mount point %s: %s" % (path, e.strerror)) from None
         finally:
-            os.close(pfd)
+            sc.close(pfd)
     try:
-        return open_in_root(rootfd, path, os.O_PATH, nofollow)
+        return open_in_root(rootfd, path, os.O_PATH, nofollow, sc)
     except OSError as e:
         raise PyrunError("mount point %s in the rootfs: %s" % (path, e.strerror)) from None

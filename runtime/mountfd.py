@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from runtime import linux as L
+from runtime.linux.syscall import REAL, Syscall
 
 # legacy MS_* flags that are per-mount attributes, and their MOUNT_ATTR_* equivalents
 _ATTRS = ((L.MS_RDONLY, L.MOUNT_ATTR_RDONLY), (L.MS_NOSUID, L.MOUNT_ATTR_NOSUID), (L.MS_NODEV, L.MOUNT_ATTR_NODEV),
@@ -38,34 +39,34 @@ class Attrs:
         return bool(self.set or self.clr)
 
 
-def source_attrs(fd: int) -> int:
+def source_attrs(fd: int, sc: Syscall = REAL) -> int:
     try:
-        f = os.fstatvfs(fd).f_flag
+        f = sc.fstatvfs(fd).f_flag
     except OSError:
         return 0
     return sum(a for st, a in _ST if f & st)
 
 
 def bind(source, target_fd: int, recursive: bool, attrs: Attrs | None = None, rattrs: Attrs | None = None,
-         in_userns: bool = False) -> int:
+         in_userns: bool = False, sc: Syscall = REAL) -> int:
     """Clone `source` (a host path, or an fd with path "") detached, shape it, attach it onto `target_fd`.
     `attrs` apply to the top mount (as a legacy bind remount would), `rattrs` to every mount of the tree
     (the recursive `rro`, `rnosuid`, ... options). Returns the fd of the new mount (caller closes)."""
     flags = L.OPEN_TREE_CLONE | (L.AT_RECURSIVE if recursive else 0)
     if isinstance(source, int):
-        tree = L.open_tree(source, "", flags | L.AT_EMPTY_PATH)
+        tree = sc.open_tree(source, "", flags | L.AT_EMPTY_PATH)
     else:
-        tree = L.open_tree(-100, source, flags)  # AT_FDCWD: a host path from the config
+        tree = sc.open_tree(-100, source, flags)  # AT_FDCWD: a host path from the config
     try:
-        attach(tree, target_fd, attrs, rattrs, in_userns)
+        attach(tree, target_fd, attrs, rattrs, in_userns, sc)
     except BaseException:
-        os.close(tree)
+        sc.close(tree)
         raise
     return tree
 
 
 def attach(tree: int, target_fd: int, attrs: Attrs | None = None, rattrs: Attrs | None = None,
-           in_userns: bool = False) -> None:
+           in_userns: bool = False, sc: Syscall = REAL) -> None:
     """Give the detached mount `tree` its attributes (`rattrs` to the whole tree first, then `attrs` to
     its top) and attach it onto `target_fd`. The caller keeps `tree` (closes it, also on error)."""
     for a, rec in ((rattrs, True), (attrs, False)):
@@ -73,53 +74,53 @@ def attach(tree: int, target_fd: int, attrs: Attrs | None = None, rattrs: Attrs 
             clr = a.clr
             if in_userns:
                 # flags inherited from a more privileged mount are locked: never try to clear them
-                clr &= ~source_attrs(tree)
-            L.mount_setattr(tree, a.set, clr, recursive=rec)
-    L.move_mount(tree, target_fd)
+                clr &= ~source_attrs(tree, sc)
+            sc.mount_setattr(tree, a.set, clr, recursive=rec)
+    sc.move_mount(tree, target_fd)
 
 
 def new_fs(fstype: str, source: str | None, flags: int, data: str, target_fd: int | None,
-           rattrs: Attrs | None = None) -> int:
+           rattrs: Attrs | None = None, sc: Syscall = REAL) -> int:
     """A new filesystem instance (fsopen/fsconfig/fsmount), attached onto `target_fd` when given.
     Returns the fd of its root (caller closes)."""
-    fs = L.fsopen(fstype)
+    fs = sc.fsopen(fstype)
     try:
         try:
             if source:
-                L.fsconfig(fs, L.FSCONFIG_SET_STRING, "source", source)
+                sc.fsconfig(fs, L.FSCONFIG_SET_STRING, "source", source)
             for opt in (o for o in data.split(",") if o):
                 key, eq, value = opt.partition("=")
                 if eq:
-                    L.fsconfig(fs, L.FSCONFIG_SET_STRING, key, value)
+                    sc.fsconfig(fs, L.FSCONFIG_SET_STRING, key, value)
                 else:
-                    L.fsconfig(fs, L.FSCONFIG_SET_FLAG, key)
+                    sc.fsconfig(fs, L.FSCONFIG_SET_FLAG, key)
             for ms, name in _SB_FLAGS:
                 if flags & ms:
-                    L.fsconfig(fs, L.FSCONFIG_SET_FLAG, name)
-            L.fsconfig(fs, L.FSCONFIG_CMD_CREATE)
+                    sc.fsconfig(fs, L.FSCONFIG_SET_FLAG, name)
+            sc.fsconfig(fs, L.FSCONFIG_CMD_CREATE)
         except OSError as e:
-            detail = _fs_log(fs)
+            detail = _fs_log(fs, sc)
             raise OSError(e.errno, e.strerror + (": " + detail if detail else "")) from None
-        mnt = L.fsmount(fs, Attrs(flags).set)
+        mnt = sc.fsmount(fs, Attrs(flags).set)
     finally:
-        os.close(fs)
+        sc.close(fs)
     try:
         if rattrs:
-            L.mount_setattr(mnt, rattrs.set, rattrs.clr, recursive=True)
+            sc.mount_setattr(mnt, rattrs.set, rattrs.clr, recursive=True)
         if target_fd is not None:
-            L.move_mount(mnt, target_fd)
+            sc.move_mount(mnt, target_fd)
     except BaseException:
-        os.close(mnt)
+        sc.close(mnt)
         raise
     return mnt
 
 
-def _fs_log(fs: int) -> str:
+def _fs_log(fs: int, sc: Syscall) -> str:
     """The filesystem's own words about a refused option (the fs context's message log)."""
     msgs = []
     for _ in range(8):
         try:
-            line = os.read(fs, 512).decode(errors="replace")
+            line = sc.read(fs, 512).decode(errors="replace")
         except OSError:
             break
         if not line:
@@ -128,6 +129,6 @@ def _fs_log(fs: int) -> str:
     return "; ".join(msgs)
 
 
-def set_propagation(mnt_fd: int, propagation: int) -> None:
+def set_propagation(mnt_fd: int, propagation: int, sc: Syscall = REAL) -> None:
     """`propagation` is a legacy MS_SHARED/MS_SLAVE/... value, MS_REC for the whole tree."""
-    L.mount_setattr(mnt_fd, propagation=propagation & ~L.MS_REC, recursive=bool(propagation & L.MS_REC))
+    sc.mount_setattr(mnt_fd, propagation=propagation & ~L.MS_REC, recursive=bool(propagation & L.MS_REC))

@@ -13,6 +13,7 @@ import stat
 from runtime import inroot, mountfd
 from runtime import linux as L
 from runtime.errors import ConfigError, PyrunError
+from runtime.linux.syscall import REAL, Syscall
 from runtime.mountfd import Attrs
 
 # option: (clears the flag?, flag)
@@ -98,10 +99,11 @@ class RootfsBuilder:
     `sources`: mount index -> a detached tree the runtime opened on the host's side (runtime.mountsrc:
     id-mapped mounts, and bind sources in a user namespace), attached here instead of cloning the path.
     `mount_ns`: False when the container shares the runtime's mount namespace (no pivot_root, chroot, and
-    the host's propagation is left alone)."""
+    the host's propagation is left alone). `sc`: the kernel (runtime.linux.syscall), a fake in unit tests."""
 
     def __init__(self, cfg, in_userns: bool, cgroupns: bool = False, sources: dict | None = None,
-                 mount_ns: bool = True):
+                 mount_ns: bool = True, sc: Syscall = REAL):
+        self.sc = sc
         self.cfg = cfg
         self.cgroupns = cgroupns
         self.root = cfg.root_path
@@ -119,12 +121,12 @@ class RootfsBuilder:
             # Make the whole tree non-shared first, so nothing we mount can propagate back to the host.
             # (Without a mount namespace of its own the tree is the host's: runc 1.1 makes the host's /
             # rslave then; pyrun does not change the host's propagation.)
-            L.mount(None, "/", None, L.MS_SLAVE | L.MS_REC)
-        if not os.path.isdir(self.root):
+            self.sc.mount(None, "/", None, L.MS_SLAVE | L.MS_REC)
+        if not _isdir(self.sc, self.root):
             raise ConfigError("rootfs (%s) does not exist" % self.root)
-        L.mount(self.root, self.root, "bind", L.MS_BIND | L.MS_REC)
+        self.sc.mount(self.root, self.root, "bind", L.MS_BIND | L.MS_REC)
         # Opened after the bind, so what is attached below its descendants lands in our bind mount.
-        self.rootfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.rootfd = self.sc.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         for i, m in enumerate(self.cfg.mounts):
             self.mount_one(m, self.sources.pop(i, None))
         if not self.dev_bound:
@@ -133,6 +135,7 @@ class RootfsBuilder:
 
     def mount_one(self, m, tree: int | None = None) -> None:
         """Mount `m`; `tree` is its source opened on the host side (this takes it over)."""
+        sc = self.sc
         o = parse_options(m.options)
         typ = m.type
         bind = bool(o.flags & L.MS_BIND) or typ == "bind"
@@ -141,7 +144,7 @@ class RootfsBuilder:
             src = m.source or ""
             if not src.startswith("/"):
                 src = os.path.join(self.cfg.bundle, src)
-            if not os.path.exists(src):
+            if not _exists(sc, src):
                 raise PyrunError("bind mount source %s: no such file or directory" % src)
         if (o.idmap or m.uid_mappings or m.gid_mappings) and tree is None:
             raise PyrunError("mount %s: id-mapped mounts need their source opened by the runtime" % m.destination)
@@ -151,59 +154,60 @@ class RootfsBuilder:
         # mount points, device nodes and a tmpcopyup can be made in it first.
         late_ro = bool(o.flags & L.MS_RDONLY) and (typ == "tmpfs" or os.path.normpath("/" + m.destination) == "/dev")
         flags = o.flags & ~L.MS_RDONLY if late_ro else o.flags
-        existed = typ == "tmpfs" and "mode=" not in o.data and inroot.exists_in_root(self.rootfd, m.destination)
+        existed = typ == "tmpfs" and "mode=" not in o.data and inroot.exists_in_root(self.rootfd, m.destination, sc)
         try:
-            is_dir = stat.S_ISDIR(os.fstat(tree).st_mode) if tree is not None else (not bind or os.path.isdir(src))
-            target = inroot.open_or_make(self.rootfd, m.destination, is_dir, nofollow=typ in ("proc", "sysfs"))
+            is_dir = stat.S_ISDIR(sc.fstat(tree).st_mode) if tree is not None else (not bind or _isdir(sc, src))
+            target = inroot.open_or_make(self.rootfd, m.destination, is_dir, nofollow=typ in ("proc", "sysfs"),
+                                         sc=sc)
         except OSError as e:
             if tree is not None:
-                os.close(tree)
+                sc.close(tree)
             if e.errno == 40:  # ELOOP under RESOLVE_NO_SYMLINKS
                 raise PyrunError("%s cannot be mounted on %s: it must be mounted on ordinary directory, not a "
                                  "symlink" % (typ, m.destination)) from None
             raise
         except BaseException:
             if tree is not None:
-                os.close(tree)
+                sc.close(tree)
             raise
         mnt = -1 if tree is None else tree
         try:
             if tree is not None:
-                mountfd.attach(tree, target, Attrs(flags & ~_BIND_ONLY, o.cleared), o.recursive, self.in_userns)
+                mountfd.attach(tree, target, Attrs(flags & ~_BIND_ONLY, o.cleared), o.recursive, self.in_userns, sc)
             elif bind:
                 mnt = mountfd.bind(src, target, bool(o.flags & L.MS_REC), Attrs(flags & ~_BIND_ONLY, o.cleared),
-                                   o.recursive, self.in_userns)
+                                   o.recursive, self.in_userns, sc)
             elif typ == "cgroup":
                 mnt = self._cgroup(target, flags)
             else:
                 # As runc: a tmpfs over an existing directory takes that directory's mode (unless mode= is
                 # given: runc 1.1 overrode even that, 1.2 honours it).
-                st = os.stat(target) if existed else None
+                st = sc.fstat(target) if existed else None
                 try:
-                    mnt = mountfd.new_fs(typ, m.source or typ or "none", flags & ~L.MS_REMOUNT, o.data, None)
+                    mnt = mountfd.new_fs(typ, m.source or typ or "none", flags & ~L.MS_REMOUNT, o.data, None, sc=sc)
                     if st is not None:
-                        os.chmod("/proc/self/fd/%d" % mnt, stat.S_IMODE(st.st_mode))
+                        sc.chmod("/proc/self/fd/%d" % mnt, stat.S_IMODE(st.st_mode))
                     if o.copyup:
                         if st is not None:
-                            os.chown("/proc/self/fd/%d" % mnt, st.st_uid, st.st_gid)
-                        copy_up(target, mnt, m.destination)
-                    mountfd.attach(mnt, target, rattrs=o.recursive)
+                            sc.chown("/proc/self/fd/%d" % mnt, st.st_uid, st.st_gid)
+                        copy_up(target, mnt, m.destination, sc)
+                    mountfd.attach(mnt, target, rattrs=o.recursive, sc=sc)
                 except PermissionError:
                     if not self.in_userns or typ not in ("sysfs", "mqueue"):
                         raise
                     if mnt >= 0:
-                        os.close(mnt)
+                        sc.close(mnt)
                         mnt = -1
                     # A user namespace without its own net (sysfs) or ipc (mqueue) namespace may not
                     # mount a fresh instance: bind the host's, as runc does.
                     host, ns = ("/sys", "a network") if typ == "sysfs" else ("/dev/mqueue", "an ipc")
-                    if not os.path.isdir(host):
+                    if not _isdir(sc, host):
                         raise PyrunError("mounting %s on %s: a user namespace without %s namespace of its own "
                                          "cannot mount %s, and the host has no %s to bind instead (give the "
                                          "container %s namespace)" % (typ, m.destination, ns, typ, host, ns))
-                    mnt = mountfd.bind(host, target, True, Attrs(flags), o.recursive, True)
+                    mnt = mountfd.bind(host, target, True, Attrs(flags), o.recursive, True, sc)
             for p in o.propagation:
-                mountfd.set_propagation(mnt, p)
+                mountfd.set_propagation(mnt, p, sc)
             if late_ro:
                 self.late_ro.append(mnt)
                 mnt = -1
@@ -212,32 +216,33 @@ class RootfsBuilder:
                                                                  e.strerror or e)) from None
         finally:
             if mnt >= 0:
-                os.close(mnt)
-            os.close(target)
+                sc.close(mnt)
+            sc.close(target)
 
     def _cgroup(self, target: int, flags: int) -> int:
         """A `cgroup` mount shows the container its own cgroup only. With a cgroup namespace the kernel
         does that for a fresh cgroupfs mount; without one, the container's directories are bound."""
         from runtime.cgroups import mounts
 
-        layout = mounts.detect()
-        own = None if self.cgroupns else _own_cgroups()
+        sc = self.sc
+        layout = mounts.detect(read_text(sc, mounts.MOUNTINFO))
+        own = None if self.cgroupns else _own_cgroups(sc)
         base = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
         if layout.mode == "v2":
             return self._cgroup_one(target, layout.unified, own, "cgroup2", "", flags | base)
-        tmp = mountfd.new_fs("tmpfs", "tmpfs", base, "mode=755", target)
+        tmp = mountfd.new_fs("tmpfs", "tmpfs", base, "mode=755", target, sc=sc)
         try:
             for h in layout.v1:
                 name = os.path.basename(h.mountpoint)
                 opts = ",".join(("name=" + c[5:]) if c.startswith("name=") else c for c in h.controllers)
-                os.mkdir(name, 0o755, dir_fd=tmp)
-                sub = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmp)
+                sc.mkdir(name, 0o755, dir_fd=tmp)
+                sub = sc.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmp)
                 try:
-                    os.close(self._cgroup_one(sub, h, own, "cgroup", opts, flags | base))
+                    sc.close(self._cgroup_one(sub, h, own, "cgroup", opts, flags | base))
                 finally:
-                    os.close(sub)
+                    sc.close(sub)
         except BaseException:
-            os.close(tmp)
+            sc.close(tmp)
             raise
         # As runc 1.1: on a hybrid host the cgroup2 "unified" mount is not shown, and the tmpfs holding
         # the hierarchies stays writable (each hierarchy carries the mount's flags).
@@ -246,16 +251,18 @@ class RootfsBuilder:
     def _cgroup_one(self, target: int, h, own, fstype: str, data: str, flags: int) -> int:
         if own is None:
             # runc names the systemd hierarchy's source "systemd", every other one "cgroup"
-            return mountfd.new_fs(fstype, "systemd" if data == "name=systemd" else "cgroup", flags, data, target)
+            return mountfd.new_fs(fstype, "systemd" if data == "name=systemd" else "cgroup", flags, data, target,
+                                  sc=self.sc)
         key = "" if fstype == "cgroup2" else (h.controllers[0][5:] if h.controllers[0].startswith("name=")
                                               else h.controllers[0])
         inner = own.get(key, "/")
         return mountfd.bind(os.path.join(h.mountpoint, inner.lstrip("/")), target, True, Attrs(flags),
-                            in_userns=self.in_userns)
+                            in_userns=self.in_userns, sc=self.sc)
 
     def create_devices(self) -> None:
-        dev = inroot.mkdir_all(self.rootfd, "/dev")
-        old = os.umask(0)
+        sc = self.sc
+        dev = inroot.mkdir_all(self.rootfd, "/dev", sc=sc)
+        old = sc.umask(0)
         try:
             for name, major, minor in DEFAULT_DEVICES:
                 self._device(dev, name, "/dev/" + name, "c", major, minor, 0o666, 0, 0)
@@ -263,214 +270,215 @@ class RootfsBuilder:
                 parent, name = inroot.split(d.path)
                 if not name:
                     raise ConfigError("linux.devices: %r is not a device path" % d.path)
-                pfd = inroot.mkdir_all(self.rootfd, parent)
+                pfd = inroot.mkdir_all(self.rootfd, parent, sc=sc)
                 try:
                     mode = d.file_mode if d.file_mode is not None else 0o666
                     self._device(pfd, name, d.path, d.type, d.major, d.minor, mode, d.uid or 0, d.gid or 0)
                 finally:
-                    os.close(pfd)
+                    sc.close(pfd)
             links = DEV_LINKS
-            if os.path.exists("/proc/kcore"):  # as runc: /dev/core only where the kernel has kcore
+            if _exists(sc, "/proc/kcore"):  # as runc: /dev/core only where the kernel has kcore
                 links += (("/proc/kcore", "core"),)
             for target, name in links:
-                if not _lexists(name, dev):
-                    os.symlink(target, name, dir_fd=dev)
-            if _lexists("ptmx", dev):
-                os.unlink("ptmx", dir_fd=dev)
-            os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
+                if not _lexists(sc, name, dev):
+                    sc.symlink(target, name, dir_fd=dev)
+            if _lexists(sc, "ptmx", dev):
+                sc.unlink("ptmx", dir_fd=dev)
+            sc.symlink("pts/ptmx", "ptmx", dir_fd=dev)
         finally:
-            os.umask(old)
-            os.close(dev)
+            sc.umask(old)
+            sc.close(dev)
 
     def _device(self, pfd: int, name: str, path: str, typ: str, major: int, minor: int, mode: int, uid: int,
                 gid: int) -> None:
         """The node `name` in the directory `pfd` (the device `path` of the config)."""
+        sc = self.sc
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
         if typ not in kinds:
             raise ConfigError("linux.devices: %s has unknown type %r" % (path, typ))
-        if _lexists(name, pfd):
-            if stat.S_ISDIR(os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
+        if _lexists(sc, name, pfd):
+            if stat.S_ISDIR(sc.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
                 raise PyrunError("device %s: a directory is in the way" % path)
-            os.unlink(name, dir_fd=pfd)
+            sc.unlink(name, dir_fd=pfd)
         if self.in_userns:
             # Nodes cannot be made in a user namespace: the host's node at the same path is bound.
-            if not os.path.exists(path):
+            if not _exists(sc, path):
                 raise PyrunError("linux.devices: %s: not on the host (in a user namespace devices are bound "
                                  "from the host)" % path)
-            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+            sc.close(sc.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                              dir_fd=pfd))
-            target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            target = sc.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
-                os.close(mountfd.bind(path, target, False))
+                sc.close(mountfd.bind(path, target, False, sc=sc))
             finally:
-                os.close(target)
+                sc.close(target)
             return
-        os.mknod(name, kinds[typ] | (mode & 0o7777), os.makedev(major, minor), dir_fd=pfd)
-        os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+        sc.mknod(name, kinds[typ] | (mode & 0o7777), os.makedev(major, minor), dir_fd=pfd)
+        sc.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
 
     def pivot(self, no_pivot: bool) -> None:
+        sc = self.sc
         if not self.mount_ns:
             # The runtime's own mount namespace: there is nothing to pivot in, as runc: chroot.
-            os.chroot(self.root)
-            os.chdir("/")
+            sc.chroot(self.root)
+            sc.chdir("/")
         elif no_pivot:
             # After a chroot the namespace still holds the host's /proc and /sys, unmasked: a process
             # allowed to mount could mount a fresh, unmasked procfs (the kernel permits it while a full
             # one is there). As runc, every full proc and sysfs mount outside the rootfs goes first.
-            _drop_host_proc_sys(self.root)
-            os.chdir(self.root)
-            L.mount(self.root, "/", None, L.MS_MOVE)
-            os.chroot(".")
-            os.chdir("/")
+            _drop_host_proc_sys(self.root, sc)
+            sc.chdir(self.root)
+            sc.mount(self.root, "/", None, L.MS_MOVE)
+            sc.chroot(".")
+            sc.chdir("/")
         else:
             # runc's trick: pivot_root(".", ".") stacks the old root on top of the new one, then a lazy
             # unmount of "." removes it without needing a put_old directory inside the rootfs.
-            old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
-            new = os.open(self.root, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            old = sc.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            new = sc.open(self.root, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
             try:
-                os.fchdir(new)
-                L.pivot_root(".", ".")
-                os.fchdir(old)
-                L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
-                L.umount(".", L.MNT_DETACH)
+                sc.fchdir(new)
+                sc.pivot_root(".", ".")
+                sc.fchdir(old)
+                sc.mount(None, ".", None, L.MS_SLAVE | L.MS_REC)
+                sc.umount(".", L.MNT_DETACH)
             finally:
-                os.close(old)
-                os.close(new)
-            os.chdir("/")
+                sc.close(old)
+                sc.close(new)
+            sc.chdir("/")
         if self.rootfd >= 0:
-            os.close(self.rootfd)
+            sc.close(self.rootfd)
             self.rootfd = -1
         if self.mount_ns and self.root_propagation & ~L.MS_REC != L.MS_SLAVE:
-            L.mount(None, "/", None, self.root_propagation)
+            sc.mount(None, "/", None, self.root_propagation)
 
     def finish(self) -> None:
         """After pivot_root: read-only paths, masked paths, the read-only tmpfs and /dev mounts (see
         mount_one), then the read-only root."""
-        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        sc = self.sc
+        root = sc.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for p in self.cfg.linux.readonly_paths:
-                fd = _open_if_there(root, p)
+                fd = _open_if_there(root, p, sc)
                 if fd is not None:
                     try:
-                        os.close(mountfd.bind(fd, fd, True, rattrs=Attrs(L.MS_RDONLY)))
+                        sc.close(mountfd.bind(fd, fd, True, rattrs=Attrs(L.MS_RDONLY), sc=sc))
                     except OSError as e:
                         raise PyrunError("linux.readonlyPaths: %s: %s" % (p, e.strerror)) from None
                     finally:
-                        os.close(fd)
+                        sc.close(fd)
             for p in self.cfg.linux.masked_paths:
-                fd = _open_if_there(root, p)
+                fd = _open_if_there(root, p, sc)
                 if fd is not None:
                     try:
-                        mask(fd)
+                        mask(fd, sc)
                     except OSError as e:
                         raise PyrunError("linux.maskedPaths: %s: %s" % (p, e.strerror)) from None
                     finally:
-                        os.close(fd)
+                        sc.close(fd)
             while self.late_ro:
                 fd = self.late_ro.pop()
                 try:
-                    L.mount_setattr(fd, L.MOUNT_ATTR_RDONLY)
+                    sc.mount_setattr(fd, L.MOUNT_ATTR_RDONLY)
                 finally:
-                    os.close(fd)
+                    sc.close(fd)
             if self.cfg.root_readonly:
-                L.mount_setattr(root, L.MOUNT_ATTR_RDONLY)
+                sc.mount_setattr(root, L.MOUNT_ATTR_RDONLY)
         finally:
-            os.close(root)
+            sc.close(root)
             for fd in self.late_ro:
-                os.close(fd)
+                sc.close(fd)
             self.late_ro = []
 
 
-def mask(fd: int) -> None:
+def mask(fd: int, sc: Syscall = REAL) -> None:
     """Directories get an empty read-only tmpfs, anything else /dev/null bound over it."""
-    if stat.S_ISDIR(os.fstat(fd).st_mode):
-        os.close(mountfd.new_fs("tmpfs", "tmpfs", L.MS_RDONLY, "", fd))
+    if stat.S_ISDIR(sc.fstat(fd).st_mode):
+        sc.close(mountfd.new_fs("tmpfs", "tmpfs", L.MS_RDONLY, "", fd, sc=sc))
     else:
-        os.close(mountfd.bind("/dev/null", fd, False))
+        sc.close(mountfd.bind("/dev/null", fd, False, sc=sc))
 
 
-def copy_up(src_dir: int, dst_dir: int, where: str) -> None:
+def copy_up(src_dir: int, dst_dir: int, where: str, sc: Syscall = REAL) -> None:
     """tmpcopyup: copy the directory `src_dir` (an fd inside the rootfs) into the new tmpfs `dst_dir`:
     directories, files, symlinks and special files with their modes and owners. Every name is opened
     relative to a held directory fd with O_NOFOLLOW, so a symlink in the image is copied as a symlink and
     never followed, in or out of the rootfs; a name swapped meanwhile fails the copy, never redirects it.
     (Hard links become separate copies; extended attributes and times are not copied, as runc.)"""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    old = os.umask(0)
-    stack = [(os.open(".", flags, dir_fd=src_dir), os.open(".", flags, dir_fd=dst_dir), where)]
+    old = sc.umask(0)
+    stack = [(sc.open(".", flags, dir_fd=src_dir), sc.open(".", flags, dir_fd=dst_dir), where)]
     try:
         while stack:
             s, d, path = stack.pop()
             try:
-                for name in os.listdir(s):
-                    _copy_one(s, d, name, path + "/" + name, stack)
+                for name in sc.listdir(s):
+                    _copy_one(s, d, name, path + "/" + name, stack, sc)
             finally:
-                os.close(s)
-                os.close(d)
+                sc.close(s)
+                sc.close(d)
     except OSError as e:
         for s, d, _ in stack:
-            os.close(s)
-            os.close(d)
+            sc.close(s)
+            sc.close(d)
         raise PyrunError("tmpcopyup of %s: %s%s" % (where, e.strerror or e, (": " + e.filename) if e.filename
                                                      else "")) from None
     finally:
-        os.umask(old)
+        sc.umask(old)
 
 
-def _copy_one(s: int, d: int, name: str, path: str, stack: list) -> None:
-    st = os.stat(name, dir_fd=s, follow_symlinks=False)
+def _copy_one(s: int, d: int, name: str, path: str, stack: list, sc: Syscall) -> None:
+    st = sc.stat(name, dir_fd=s, follow_symlinks=False)
     mode = stat.S_IMODE(st.st_mode)
     try:
         if stat.S_ISDIR(st.st_mode):
-            os.mkdir(name, 0o700, dir_fd=d)
+            sc.mkdir(name, 0o700, dir_fd=d)
             flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-            sub_s = os.open(name, flags, dir_fd=s)
+            sub_s = sc.open(name, flags, dir_fd=s)
             try:
-                sub_d = os.open(name, flags, dir_fd=d)
+                sub_d = sc.open(name, flags, dir_fd=d)
             except BaseException:
-                os.close(sub_s)
+                sc.close(sub_s)
                 raise
             stack.append((sub_s, sub_d, path))
-            os.fchown(sub_d, st.st_uid, st.st_gid)
-            os.fchmod(sub_d, mode)
+            sc.fchown(sub_d, st.st_uid, st.st_gid)
+            sc.fchmod(sub_d, mode)
         elif stat.S_ISREG(st.st_mode):
             # O_NONBLOCK: a name swapped for a fifo must not block the copy; checked to be a file below
-            fi = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=s)
+            fi = sc.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=s)
             try:
-                if not stat.S_ISREG(os.fstat(fi).st_mode):
+                if not stat.S_ISREG(sc.fstat(fi).st_mode):
                     raise OSError(22, "changed while being copied", path)
-                fo = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                fo = sc.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                              dir_fd=d)
                 try:
-                    while os.sendfile(fo, fi, None, 1 << 20) > 0:
+                    while sc.sendfile(fo, fi, None, 1 << 20) > 0:
                         pass
-                    os.fchown(fo, st.st_uid, st.st_gid)
-                    os.fchmod(fo, mode)  # after the chown, which clears set-id bits
+                    sc.fchown(fo, st.st_uid, st.st_gid)
+                    sc.fchmod(fo, mode)  # after the chown, which clears set-id bits
                 finally:
-                    os.close(fo)
+                    sc.close(fo)
             finally:
-                os.close(fi)
+                sc.close(fi)
         elif stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(name, dir_fd=s), name, dir_fd=d)
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=d, follow_symlinks=False)
+            sc.symlink(sc.readlink(name, dir_fd=s), name, dir_fd=d)
+            sc.chown(name, st.st_uid, st.st_gid, dir_fd=d, follow_symlinks=False)
         else:  # device nodes, fifos, sockets
-            os.mknod(name, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev, dir_fd=d)
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=d, follow_symlinks=False)
+            sc.mknod(name, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev, dir_fd=d)
+            sc.chown(name, st.st_uid, st.st_gid, dir_fd=d, follow_symlinks=False)
             # the node was just made in the new, not yet attached tmpfs: nothing can have swapped it
-            os.chmod(name, mode, dir_fd=d)
+            sc.chmod(name, mode, dir_fd=d)
     except OSError as e:
         if e.filename is None:
             raise OSError(e.errno, e.strerror, path) from None
         raise
 
 
-def _drop_host_proc_sys(rootfs: str) -> None:
+def _drop_host_proc_sys(rootfs: str, sc: Syscall = REAL) -> None:
     """Unmount (or, where that is refused, cover with a tmpfs) every full proc and sysfs mount outside
     `rootfs` in this mount namespace, before a --no-pivot chroot (what runc's msMoveRoot does)."""
     prefix = rootfs.rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        lines = f.read().splitlines()
-    for line in lines:
+    for line in read_text(sc, "/proc/self/mountinfo").splitlines():
         left, _, right = line.partition(" - ")
         fields, fstype = left.split(), right.split()[:1]
         if len(fields) < 5 or fields[3] != "/" or fstype not in (["proc"], ["sysfs"]):
@@ -479,15 +487,15 @@ def _drop_host_proc_sys(rootfs: str) -> None:
         if point == rootfs or point.startswith(prefix):
             continue
         try:
-            L.mount(None, point, None, L.MS_SLAVE | L.MS_REC)  # the unmount must not propagate to the host
+            sc.mount(None, point, None, L.MS_SLAVE | L.MS_REC)  # the unmount must not propagate to the host
         except FileNotFoundError:
             continue  # under something already gone
         try:
-            L.umount(point, L.MNT_DETACH)
+            sc.umount(point, L.MNT_DETACH)
         except OSError as e:
             if e.errno not in (1, 22):  # EPERM, EINVAL: locked (a user namespace): cover it instead
                 raise
-            L.mount("tmpfs", point, "tmpfs", 0)
+            sc.mount("tmpfs", point, "tmpfs", 0)
 
 
 def _unescape(field: str) -> str:
@@ -499,27 +507,57 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def _open_if_there(root: int, path: str):
+def _open_if_there(root: int, path: str, sc: Syscall):
     try:
-        return inroot.open_in_root(root, path)
+        return inroot.open_in_root(root, path, sc=sc)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
 
-def _lexists(name: str, dir_fd: int) -> bool:
+def _lexists(sc: Syscall, name: str, dir_fd: int) -> bool:
     try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        sc.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
     return True
 
 
-def _own_cgroups() -> dict[str, str]:
+def _exists(sc: Syscall, path: str) -> bool:
+    """os.path.exists through the seam."""
+    try:
+        sc.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _isdir(sc: Syscall, path: str) -> bool:
+    """os.path.isdir through the seam."""
+    try:
+        return stat.S_ISDIR(sc.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def read_text(sc: Syscall, path: str) -> str:
+    """A whole (small, /proc) file through the seam."""
+    fd = sc.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            b = sc.read(fd, 65536)
+            if not b:
+                return b"".join(chunks).decode()
+            chunks.append(b)
+    finally:
+        sc.close(fd)
+
+
+def _own_cgroups(sc: Syscall) -> dict[str, str]:
     """Our cgroup path per v1 hierarchy ("" for the v2 one), from /proc/self/cgroup."""
     out = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for c in ctrls.split(","):
-                out[c[5:] if c.startswith("name=") else c] = path
+    for line in read_text(sc, "/proc/self/cgroup").splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(","):
+            out[c[5:] if c.startswith("name=") else c] = path
     return out

@@ -118,12 +118,13 @@ def _check_mount_ids(cfg) -> None:
                                   % (i, m.destination, opt, key, key))
 
 
-def helper(kind: str) -> str | None:
-    """newuidmap / newgidmap from PATH (kind "uid" or "gid")."""
+def helper(kind: str, sc=None) -> str | None:
+    """newuidmap / newgidmap from PATH (kind "uid" or "gid"); `sc` a runtime.linux.syscall.Syscall."""
     name = "new%smap" % kind
+    access = os.access if sc is None else sc.access
     for d in (os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin").split(":"):
         p = os.path.join(d or ".", name)
-        if os.access(p, os.X_OK):
+        if access(p, os.X_OK):
             return p
     return None
 

@@ -9,6 +9,7 @@ import stat
 from runtime import linux as L
 from runtime.errors import ConfigError, PyrunError
 from runtime.init import capabilities as caps
+from runtime.linux.syscall import REAL, Syscall
 from runtime.spec.checks import check_user
 
 _RLIMITS = {
@@ -19,10 +20,10 @@ _RLIMITS = {
 _U64 = (1 << 64) - 1
 
 
-def lookup_executable(name: str, env: list[str]) -> str:
+def lookup_executable(name: str, env: list[str], sc: Syscall = REAL) -> str:
     """exec.LookPath on the container's PATH (from process.env), with runc's error texts."""
     if "/" in name:
-        _check_exec(name, name)
+        _check_exec(name, name, sc)
         return name
     path = ""
     for e in env:
@@ -31,7 +32,7 @@ def lookup_executable(name: str, env: list[str]) -> str:
     for d in path.split(":"):
         cand = os.path.join(d or ".", name)
         try:
-            st = os.stat(cand)
+            st = sc.stat(cand)
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
@@ -39,16 +40,16 @@ def lookup_executable(name: str, env: list[str]) -> str:
     raise PyrunError('exec: "%s": executable file not found in $PATH' % name)
 
 
-def _check_exec(name: str, path: str) -> None:
+def _check_exec(name: str, path: str, sc: Syscall) -> None:
     try:
-        st = os.stat(path)
+        st = sc.stat(path)
     except OSError as e:
         raise PyrunError('exec: "%s": stat %s: %s' % (name, path, os.strerror(e.errno).lower())) from None
     if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
         raise PyrunError('exec: "%s": permission denied' % name)
 
 
-def set_rlimits(rlimits) -> None:
+def set_rlimits(rlimits, sc: Syscall = REAL) -> None:
     if not rlimits:  # nothing to import: in an exec the host's library is out of reach by now
         return
     import resource
@@ -60,87 +61,91 @@ def set_rlimits(rlimits) -> None:
         soft = resource.RLIM_INFINITY if r.soft >= _U64 else r.soft
         hard = resource.RLIM_INFINITY if r.hard >= _U64 else r.hard
         try:
-            resource.setrlimit(n, (soft, hard))
+            sc.setrlimit(n, (soft, hard))
         except (OSError, ValueError) as e:
             raise PyrunError("error setting rlimit type %d: %s" % (n, getattr(e, "strerror", None) or e)) from None
 
 
-def set_oom_score_adj(value) -> None:
+def set_oom_score_adj(value, sc: Syscall = REAL) -> None:
     if value is None:
         return
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(value))
+        fd = sc.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            sc.write(fd, str(value).encode())
+        finally:
+            sc.close(fd)
     except OSError as e:
         hint = " (lowering it needs CAP_SYS_RESOURCE, which a rootless container lacks)" if e.errno == 13 else ""
         raise PyrunError("process.oomScoreAdj: setting oom_score_adj to %s: %s%s" % (value, e.strerror, hint)) from None
 
 
-def drop_bounding(bounding: int) -> None:
+def drop_bounding(bounding: int, sc: Syscall = REAL) -> None:
     for n in range(caps.last_cap() + 1):
         if not bounding & (1 << n):
-            L.prctl(L.PR_CAPBSET_DROP, n)
+            sc.prctl(L.PR_CAPBSET_DROP, n)
 
 
-def switch_user(user, in_new_userns_without_setgroups: bool = False) -> None:
+def switch_user(user, in_new_userns_without_setgroups: bool = False, sc: Syscall = REAL) -> None:
     """setgroups, then gid, then uid; KEEPCAPS so the permitted set survives leaving uid 0."""
     check_user(user)  # again here, last line of defence: -1 would leave us root
-    L.prctl(L.PR_SET_KEEPCAPS, 1)
+    sc.prctl(L.PR_SET_KEEPCAPS, 1)
     if not in_new_userns_without_setgroups:
-        os.setgroups(user.additional_gids)
+        sc.setgroups(user.additional_gids)
     elif user.additional_gids:
         # A user namespace whose setgroups is "deny" (a rootless single-gid mapping): the groups cannot be
         # set, and running without them would hand the process other rights than asked for.
         raise PyrunError("process.user.additionalGids: setgroups is denied in the container's user namespace "
                          "(only one gid is mapped); map a gid range through newgidmap to set groups")
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
-    L.prctl(L.PR_SET_KEEPCAPS, 0)
+    sc.setresgid(user.gid, user.gid, user.gid)
+    sc.setresuid(user.uid, user.uid, user.uid)
+    sc.prctl(L.PR_SET_KEEPCAPS, 0)
 
 
-def apply_capabilities(c: dict, warn=None) -> None:
+def apply_capabilities(c: dict, warn=None, sc: Syscall = REAL) -> None:
     eff, perm, inh = (caps.mask(c[k], warn) for k in ("effective", "permitted", "inheritable"))
     try:
-        L.capset(eff, perm, inh)
+        sc.capset(eff, perm, inh)
     except OSError as e:
         raise PyrunError("setting capabilities: %s" % e.strerror) from None
     if c.get("ambient"):
         # As runc: an ambient capability that is not both permitted and inheritable is skipped (the kernel
         # refuses it), which runc's own default spec relies on (ambient set, inheritable empty).
-        L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
+        sc.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
         want = caps.mask(c["ambient"], warn) & perm & inh
         for n in range(caps.last_cap() + 1):
             if want & (1 << n):
-                L.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, n)
+                sc.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, n)
 
 
-def mark_fds_cloexec(keep_below: int) -> None:
+def mark_fds_cloexec(keep_below: int, sc: Syscall = REAL) -> None:
     """Nothing of ours leaks into the container: every fd at or above 3+preserve-fds closes on exec.
     close_range needs no /proc (which, in the container, may be the image's own files)."""
-    L.close_range(keep_below, cloexec=True)
+    sc.close_range(keep_below, cloexec=True)
 
 
-def close_fds_except(keep) -> None:
+def close_fds_except(keep, sc: Syscall = REAL) -> None:
     """A freshly cloned child holds copies of all the parent's fds, among them the container directory's
     lock (a flock lasts while any copy is open) and the --log file. Keep only what this child uses."""
     first = 3
     for fd in sorted(set(k for k in keep if k >= 3)):
         if fd > first:
-            L.close_range(first, fd - 1)
+            sc.close_range(first, fd - 1)
         first = fd + 1
-    L.close_range(first)
+    sc.close_range(first)
 
 
-def reset_signals() -> None:
+def reset_signals(sc: Syscall = REAL) -> None:
     """Python ignores SIGPIPE and SIGXFSZ at start-up, and ignored signals survive execve: undo that so
     the container's process starts with default dispositions, as it would under runc."""
     import _signal
 
     for s in (_signal.SIGPIPE, _signal.SIGXFSZ):
-        _signal.signal(s, _signal.SIG_DFL)
+        sc.signal(s, _signal.SIG_DFL)
 
 
-def drop_privileges(proc, seccomp_program=None, warn=None, userns_setgroups=True, listener=None) -> dict:
+def drop_privileges(proc, seccomp_program=None, warn=None, userns_setgroups=True, listener=None,
+                    sc: Syscall = REAL) -> dict:
     """Take the process's identity, cwd, capabilities, no_new_privs and seccomp filter, in runc's order;
     returns the environment to exec with. Runs before the init waits for `start` (and right before an
     exec'd process starts), so every error here fails `create`, and nothing in the container ever meets
@@ -153,25 +158,25 @@ def drop_privileges(proc, seccomp_program=None, warn=None, userns_setgroups=True
         c = {k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
     env = _env_dict(proc.env)
     if not env.get("HOME"):  # as runc: HOME from the container's /etc/passwd, else "/"
-        env["HOME"] = _home(proc.user.uid)
+        env["HOME"] = _home(proc.user.uid, sc)
     if seccomp_program is not None and not proc.no_new_privileges:
         # Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we still have it.
         from runtime.seccomp import install
 
         _hand_over(install(seccomp_program, False), listener)
-    fix_stdio_permissions(proc.user.uid)
-    drop_bounding(caps.mask(c["bounding"], warn))
+    fix_stdio_permissions(proc.user.uid, sc)
+    drop_bounding(caps.mask(c["bounding"], warn), sc)
     # As runc: cwd first as root (a directory the runtime may enter but the user cannot), again as the
     # user if root was refused.
-    in_cwd = _chdir(proc.cwd, permission_ok=True)
-    switch_user(proc.user, not userns_setgroups)
-    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+    in_cwd = _chdir(proc.cwd, True, sc)
+    switch_user(proc.user, not userns_setgroups, sc)
+    sc.umask(proc.user.umask if proc.user.umask is not None else 0o022)
     if not in_cwd:
-        _chdir(proc.cwd, permission_ok=False)
-    _check_cwd(proc.cwd)
-    apply_capabilities(c, warn)
+        _chdir(proc.cwd, False, sc)
+    _check_cwd(proc.cwd, sc)
+    apply_capabilities(c, warn, sc)
     if proc.no_new_privileges:
-        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        sc.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp_program is not None and proc.no_new_privileges:
         # As late as possible, so the filter sees as few of our own syscalls as it can.
         from runtime.seccomp import install
@@ -185,32 +190,32 @@ def _hand_over(fd, listener) -> None:
         listener(fd)
 
 
-def fix_stdio_permissions(uid: int) -> None:
+def fix_stdio_permissions(uid: int, sc: Syscall = REAL) -> None:
     """As runc (fixStdioPermissions): stdin, stdout and stderr change owner to the process's uid before it
     switches to it (the group is left to what the devpts mount or the pipe has), so that a terminal, or
     /dev/stdout reopened through /proc, is the user's own. /dev/null is left alone, and so is an fd whose
     owner is not ours to change (EPERM, EINVAL: not mapped in a user namespace; EROFS)."""
     try:
-        null = os.stat("/dev/null").st_rdev
+        null = sc.stat("/dev/null").st_rdev
     except OSError:
         null = None
     for fd in (0, 1, 2):
         try:
-            st = os.fstat(fd)
+            st = sc.fstat(fd)
         except OSError:
             continue  # a closed stdio stays closed
         if st.st_uid == uid or (null is not None and stat.S_ISCHR(st.st_mode) and st.st_rdev == null):
             continue
         try:
-            os.fchown(fd, uid, st.st_gid)
+            sc.fchown(fd, uid, st.st_gid)
         except OSError as e:
             if e.errno not in (1, 22, 30):  # EPERM, EINVAL, EROFS
                 raise PyrunError("changing the owner of fd %d to uid %d: %s" % (fd, uid, e.strerror)) from None
 
 
-def _chdir(cwd: str, permission_ok: bool) -> bool:
+def _chdir(cwd: str, permission_ok: bool, sc: Syscall) -> bool:
     try:
-        os.chdir(cwd)
+        sc.chdir(cwd)
         return True
     except PermissionError:
         if permission_ok:
@@ -220,11 +225,11 @@ def _chdir(cwd: str, permission_ok: bool) -> bool:
         raise PyrunError("chdir to cwd (%r) set in config.json failed: %s" % (cwd, e.strerror)) from None
 
 
-def _check_cwd(cwd: str) -> None:
+def _check_cwd(cwd: str, sc: Syscall) -> None:
     """A cwd reached through a descriptor of the host (CVE-2024-21626: /proc/self/fd/N/..) lies outside
     the container's root, and the kernel says so: getcwd answers "(unreachable)" or fails."""
     try:
-        where = os.getcwd()
+        where = sc.getcwd()
     except OSError:
         where = "(unreachable)"
     if not where.startswith("/"):
@@ -232,32 +237,41 @@ def _check_cwd(cwd: str) -> None:
                          "container breakout, refused" % cwd)
 
 
-def exec_process(proc, executable: str, env: dict, preserve_fds: int) -> None:
+def exec_process(proc, executable: str, env: dict, preserve_fds: int, sc: Syscall = REAL) -> None:
     """Replace ourselves with the process (identity and privileges already taken). Never returns."""
-    mark_fds_cloexec(3 + preserve_fds)
-    reset_signals()
+    mark_fds_cloexec(3 + preserve_fds, sc)
+    reset_signals(sc)
     try:
-        os.execve(executable, proc.args, env)
+        sc.execve(executable, proc.args, env)
     except OSError as e:
         raise PyrunError('exec: "%s": %s' % (proc.args[0], e.strerror)) from None
 
 
 def finalize_and_exec(proc, executable: str, preserve_fds: int, seccomp_program=None, warn=None,
-                      userns_setgroups=True, listener=None) -> None:
+                      userns_setgroups=True, listener=None, sc: Syscall = REAL) -> None:
     """An exec'd process: nothing waits between dropping privileges and execve."""
-    env = drop_privileges(proc, seccomp_program, warn, userns_setgroups, listener)
-    exec_process(proc, executable, env, preserve_fds)
+    env = drop_privileges(proc, seccomp_program, warn, userns_setgroups, listener, sc)
+    exec_process(proc, executable, env, preserve_fds, sc)
 
 
-def _home(uid: int) -> str:
+def _home(uid: int, sc: Syscall) -> str:
     try:
-        with open("/etc/passwd", "rb") as f:
-            for line in f:
-                fields = line.rstrip(b"\n").split(b":")
-                if len(fields) >= 6 and fields[2] == b"%d" % uid:
-                    return fields[5].decode(errors="surrogateescape") or "/"
+        fd = sc.open("/etc/passwd", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while True:
+                b = sc.read(fd, 65536)
+                if not b:
+                    break
+                chunks.append(b)
+        finally:
+            sc.close(fd)
     except OSError:
-        pass
+        return "/"
+    for line in b"".join(chunks).split(b"\n"):
+        fields = line.split(b":")
+        if len(fields) >= 6 and fields[2] == b"%d" % uid:
+            return fields[5].decode(errors="surrogateescape") or "/"
     return "/"
 
 
