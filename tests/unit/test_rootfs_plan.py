@@ -306,3 +306,30 @@ def test_missing_bind_source_names_it():
     f = host()
     with pytest.raises(PyrunError, match="bind mount source /nope: no such file or directory"):
         build(f, config(mounts=[{"destination": "/x", "type": "bind", "source": "/nope", "options": ["bind"]}]))
+
+
+CGROUP = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+          "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+
+
+def test_cgroup_mount_with_a_cgroup_namespace_is_a_fresh_cgroup2():
+    f = host()
+    f.host_mount("/sys/fs/cgroup", "cgroup2", "cgroup2")
+    b = RootfsBuilder(config(mounts=[CGROUP]), False, cgroupns=True, sc=f)
+    b.prepare()
+    m = f.mount_at(ROOT + "/sys/fs/cgroup")
+    assert (m.fstype, m.source) == ("cgroup2", "cgroup")
+    assert m.attrs == NOSUID_NODEV_NOEXEC | L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_RELATIME
+
+
+def test_cgroup_mount_without_a_cgroup_namespace_binds_the_containers_own_cgroup():
+    f = host()
+    f.host_mount("/sys/fs/cgroup", "cgroup2", "cgroup2")
+    f.dir("/sys/fs/cgroup/pods/c1")
+    f.file("/sys/fs/cgroup/pods/c1/cgroup.procs", b"1\n")
+    f.file("/proc/self/cgroup", b"0::/pods/c1\n")
+    b = RootfsBuilder(config(mounts=[CGROUP]), False, cgroupns=False, sc=f)
+    b.prepare()
+    m = f.mount_at(ROOT + "/sys/fs/cgroup")
+    assert (m.fstype, m.source, m.recursive) == ("bind", "/sys/fs/cgroup/pods/c1", True)
+    assert m.attrs & L.MOUNT_ATTR_RDONLY and ROOT + "/sys/fs/cgroup/cgroup.procs" in f.tree
