@@ -3,7 +3,6 @@ fd of their mount point. Nothing is remounted by path afterwards, so no second w
 `["bind", "ro"]` mount is read-only from the moment it appears)."""
 from __future__ import annotations
 
-
 from runtime import linux as L
 from runtime.linux.syscall import REAL, Syscall
 

@@ -65,6 +65,7 @@ class Mount:
         self.hidden: dict = {}
         self.gone = False
         self.was_root = False
+        self.attached_at = -1
 
     def __repr__(self):
         return "<Mount %s %s from %s attrs=%#x prop=%s>" % (self.target or self.key, self.fstype, self.source,
@@ -322,6 +323,7 @@ class FakeSyscall(Syscall):
             if f.mount is None and isinstance(f._key, str) and (f._key == src or _under(f._key, src)):
                 f._key = key + f._key[len(src):]
         m.key = m.target = key
+        m.attached_at = len(self.calls) - 1  # the index in `calls` of the call that attached it
         self.mounts.remove(m)
         self.mounts.append(m)  # the table lists mounts in the order they were attached
 

@@ -333,3 +333,26 @@ def test_cgroup_mount_without_a_cgroup_namespace_binds_the_containers_own_cgroup
     m = f.mount_at(ROOT + "/sys/fs/cgroup")
     assert (m.fstype, m.source, m.recursive) == ("bind", "/sys/fs/cgroup/pods/c1", True)
     assert m.attrs & L.MOUNT_ATTR_RDONLY and ROOT + "/sys/fs/cgroup/cgroup.procs" in f.tree
+
+
+def test_tmpcopyup_copies_the_directory_into_the_new_tmpfs_without_following_links():
+    f = host()
+    f.dir(ROOT + "/etc/sub", mode=0o750, uid=7, gid=8)
+    f.file(ROOT + "/etc/sub/conf", b"conf", 0o640, uid=7, gid=8)
+    f.link(ROOT + "/etc/out", "/vol/data/x")  # copied as a link, never read through
+    f.dev(ROOT + "/etc/null", "c", 1, 3, 0o620)
+    build(f, config(mounts=[{"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}]))
+    m = f.mount_at(ROOT + "/etc")
+    assert m.fstype == "tmpfs"
+    sub, conf = f.tree[ROOT + "/etc/sub"], f.tree[ROOT + "/etc/sub/conf"]
+    assert (sub.kind, sub.mode, sub.uid, sub.gid) == ("dir", 0o750, 7, 8)
+    assert (conf.data, conf.mode, conf.uid, conf.gid) == (b"conf", 0o640, 7, 8)
+    assert (f.tree[ROOT + "/etc/out"].kind, f.tree[ROOT + "/etc/out"].target) == ("link", "/vol/data/x")
+    assert (f.tree[ROOT + "/etc/null"].rdev, f.tree[ROOT + "/etc/null"].mode) == (os.makedev(1, 3), 0o620)
+    assert f.tree[ROOT + "/etc"].mode == 0o755  # the directory's own mode (a tmpfs would be 1777)
+    # the copy is made in the detached tmpfs, before it is attached over /etc
+    names = f.names()
+    assert names[m.attached_at] == "move_mount"
+    assert f.names().index("fsmount") < names.index("sendfile") < m.attached_at
+    # and the image's /etc itself is hidden, not changed
+    assert m.hidden[ROOT + "/etc/shadow"].data == b"x"
