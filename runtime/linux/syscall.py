@@ -8,7 +8,11 @@ without root. The methods mirror `os` and `runtime.linux` one to one (same names
 OSError), so reading a caller tells exactly which syscall it makes.
 
 Sections below group the methods by the stage that uses them; a stage adds the methods it needs to its
-own section."""
+own section.
+
+A method that needs a module beyond os imports it inside (resource, fcntl, socket, subprocess): each is
+already imported by its caller's module, or by the init's preload, before pivot_root leaves the host's
+library behind, so the import only looks it up; the hot path imports nothing new."""
 from __future__ import annotations
 
 import os
