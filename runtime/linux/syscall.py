@@ -10,9 +10,9 @@ OSError), so reading a caller tells exactly which syscall it makes.
 Sections below group the methods by the stage that uses them; a stage adds the methods it needs to its
 own section.
 
-A method that needs a module beyond os imports it inside (resource, fcntl, socket, subprocess): each is
-already imported by its caller's module, or by the init's preload, before pivot_root leaves the host's
-library behind, so the import only looks it up; the hot path imports nothing new."""
+A method that needs a module beyond os imports it inside. resource, fcntl and socket are already imported
+by the caller's module or the init's preload before pivot_root leaves the host's library behind, so the
+import only looks them up; subprocess (`run`) serves the runtime's side alone, for rootless id ranges."""
 from __future__ import annotations
 
 import os
