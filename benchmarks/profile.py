@@ -43,7 +43,7 @@ ev("interpreter start", t_spawn, t_main)
 t0 = time.perf_counter()
 import runtime.cli, runtime.commands, runtime.lifecycle, runtime.spec.load, runtime.init, runtime.init.process
 import runtime.rootfs, runtime.cgroups, runtime.network, runtime.stdio, runtime.sealed, runtime.linux, runtime.state
-import runtime.init.capabilities, runtime.init.namespaces, runtime.execfifo
+import runtime.init.capabilities, runtime.init.namespaces, runtime.init.clone, runtime.execfifo
 ev("imports (hot path)", t0, time.perf_counter())
 
 def wrap(owner, attr, name, begin_only=False):
@@ -79,10 +79,10 @@ def for_container(*a, **k):
     return cg
 C.for_container = for_container
 wrap(I, "spawn", "spawn (clone .. init ready)")
-wrap(I, "clone_into", "clone3")
+wrap(runtime.init.clone, "clone_into", "clone3")
 wrap(S, "save", "state record")
 wrap(L, "start", "start (exec fifo)")
-wrap(L, "_wait_exit", "wait for /bin/true")
+wrap(L, "wait_exit", "wait for /bin/true")
 wrap(runtime.stdio.Pipes, "pump_until_exit", "stdio pipes until /bin/true exits")
 wrap(L, "_end_run", "delete: cgroup + state removal")
 # the init's steps (child)

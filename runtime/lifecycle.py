@@ -8,6 +8,7 @@ import os
 import time
 
 from runtime import execfifo, state as S
+from runtime.reap import forward_signals, kill_and_reap, signal, wait_exit
 from runtime.errors import NotFound, PyrunError
 
 
@@ -210,7 +211,7 @@ def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds
             except Exception:
                 pass
         if record["pid"]:
-            _kill_wait(record["pid"], record["init_start"])
+            kill_and_reap(record["pid"], record["init_start"])
         if cgroup is not None:
             try:
                 cgroup.destroy()
@@ -297,7 +298,7 @@ def start(ctx, cid: str, c: Container | None = None) -> Container:
                       debug=ctx.log_debug if ctx.debug else None)
         except PyrunError:
             # runtime-spec 1.3: a failing poststart hook is an error; the container does not go on running
-            _kill_wait(c.pid, c.record.get("init_start"))
+            kill_and_reap(c.pid, c.record.get("init_start"))
             raise
     return c
 
@@ -318,7 +319,7 @@ def kill(ctx, cid: str, sig: int, all_processes: bool = False) -> None:
         if status == "paused" and cg is not None:
             cg.thaw()  # a frozen task only acts on a signal once thawed (runc thaws after kill --all too)
         return
-    _signal(c.pid, sig)
+    signal(c.pid, sig)
     if status == "paused" and sig == 9:
         # As runc: a frozen init only dies of SIGKILL once thawed (other signals wait for resume).
         cg = c.cgroup()
@@ -335,7 +336,7 @@ def kill_all(c: Container, cg, sig: int) -> None:
     if sig == 9 and cg is not None and _cgroup_is_the_containers(c, cg):
         cg.write_kill()
     for p in container_pids(c, cg):
-        _signal(p, sig)
+        signal(p, sig)
 
 
 def _cgroup_is_the_containers(c: Container, cg) -> bool:
@@ -344,13 +345,6 @@ def _cgroup_is_the_containers(c: Container, cg) -> bool:
         return False
     judge = _judge(c)
     return all(judge(p) is not False for p in cg.pids_killed_by())  # gone meanwhile: no one's
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def delete(ctx, cid: str, force: bool = False) -> None:
@@ -388,7 +382,7 @@ def destroy(c: Container) -> None:
             kill_all(c, cg, 9)
             if paused:
                 cg.thaw()
-        _kill_wait(c.pid, c.record.get("init_start"))
+        kill_and_reap(c.pid, c.record.get("init_start"))
     if cg is not None:
         for _ in range(100):
             if not container_pids(c, cg):
@@ -416,25 +410,6 @@ def run_poststop(ctx, c: Container, hooks: list) -> None:
         from runtime.hooks import run_hooks
 
         run_hooks(hooks, c.hook_state("stopped", 0), "poststop", warn=ctx.warn)
-
-
-def _kill_wait(pid: int, start_time, timeout: float = 10.0) -> None:
-    """SIGKILL and wait until the process is gone or a zombie (its reaper is not us)."""
-    if not pid or S.proc_start_time(pid) != start_time:
-        return
-    _signal(pid, 9)
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    deadline = time.monotonic() + timeout
-    while S.proc_start_time(pid) == start_time and time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
-        except ChildProcessError:
-            pass
-        time.sleep(0.002)
 
 
 def _remove_dir(path: str) -> None:
@@ -465,7 +440,7 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
                no_new_keyring=no_new_keyring, pidfd_socket=pidfd_socket)
     try:
         if not detach:
-            _forward_signals(c.pid)
+            forward_signals(c.pid)
         start(ctx, cid, c)
     except BaseException:
         destroy(c)
@@ -478,11 +453,11 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
     if detach:
         return 0
     if c.console is not None and c.console.local:
-        code = c.console.proxy_until_exit(c.pid, _wait_exit)
+        code = c.console.proxy_until_exit(c.pid, wait_exit)
     elif c.stdio is not None:
-        code = c.stdio.pump_until_exit(c.pid, _wait_exit)
+        code = c.stdio.pump_until_exit(c.pid, wait_exit)
     else:
-        code = _wait_exit(c.pid)
+        code = wait_exit(c.pid)
     if ctx.debug:
         ctx.log_debug("run %s: process exited, status %d" % (cid, code))
     try:
@@ -506,43 +481,6 @@ def _end_run(ctx, cid: str, c: Container, keep: bool) -> None:
             destroy(mine)
             run_poststop(ctx, mine, poststop)
         mine.close()
-
-
-_NOT_FORWARDED = (9, 17, 19, 23, 28)  # KILL, CHLD, STOP, URG, WINCH
-
-
-def _forward_signals(pid: int) -> None:
-    import _signal
-
-    def forward(sig, _frame):
-        _signal_pid(pid, sig)
-
-    for sig in range(1, 32):
-        if sig not in _NOT_FORWARDED:
-            try:
-                _signal.signal(sig, forward)
-            except (OSError, ValueError, RuntimeError):
-                pass
-
-
-def _signal_pid(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _wait_exit(pid: int) -> int:
-    """Reap until the init is gone (as a subreaper we also collect orphans); 128+N for signal N."""
-    while True:
-        try:
-            got, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 255
-        if got == pid:
-            if os.WIFSIGNALED(status):
-                return 128 + os.WTERMSIG(status)
-            return os.WEXITSTATUS(status)
 
 
 def exec_process(ctx, cid: str, proc_doc: dict, detach=False, pid_file=None, console_socket=None,
@@ -616,14 +554,14 @@ def _exec(ctx, c, proc, cgroup, detach, pid_file, console_socket, preserve_fds, 
             write_pid_file(pid_file, pid)
         if detach:
             return 0
-        _forward_signals(pid)
+        forward_signals(pid)
         if console is not None and console.local:
-            return console.proxy_until_exit(pid, _wait_exit)
+            return console.proxy_until_exit(pid, wait_exit)
         if pipes is not None:
-            code = pipes.pump_until_exit(pid, _wait_exit)
+            code = pipes.pump_until_exit(pid, wait_exit)
             pipes.drain(0.2)  # what the process left running in the container may hold them open
             return code
-        return _wait_exit(pid)
+        return wait_exit(pid)
     finally:
         if pipes is not None:
             pipes.close()

@@ -1,5 +1,6 @@
 """Starting a container's init: the parent half (`spawn`) and the child half (`_container_init`), in
-explicit stages over a sync channel (its messages: runtime/init/sync.py).
+explicit stages over a sync channel (its messages: runtime/init/sync.py; the clone around both halves,
+shared with exec: runtime/init/clone.py).
 
     parent                                   child (the init, born by clone in its namespaces)
     clone(flags) ---------------------------> wait for SETUP
@@ -25,8 +26,10 @@ import os
 from runtime import execfifo, linux as L
 from runtime.errors import PyrunError
 from runtime.init.namespaces import NamespacePlan, join, unshare_late, write_id_maps, become_root_in_userns
+from runtime.init import clone
 from runtime.init import sync as M
-from runtime.init.sync import Channel, ChannelClosed, ChildError
+from runtime.init.sync import Channel, ChildError
+from runtime.linux.syscall import REAL
 from runtime.state import in_user_namespace
 
 
@@ -47,13 +50,12 @@ class InitOptions:
         self.console = console  # runtime.console.Console when process.terminal
 
 
-def spawn(cfg, opts: InitOptions, cgroup) -> int:
+def spawn(cfg, opts: InitOptions, cgroup, sc=REAL) -> int:
     """Parent half. Returns the init's pid once the init reports READY; on failure the init is killed
-    and reaped, and the error is raised as PyrunError."""
+    and reaped, and the error is raised as PyrunError. The clone itself: runtime/init/clone.py."""
     plan = NamespacePlan(cfg)
     sources = _mount_sources(cfg, plan)
     join_fds = plan.open_joins()
-    parent, child = Channel.pair()
     src_socks = None
     if sources:
         from runtime import mountsrc
@@ -67,84 +69,55 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
 
         if needs_agent(cfg.linux.seccomp):
             agent = AgentChannel()
-    entry = cgroup.open_entry() if cgroup is not None else None
-    pid, entry = clone_into(plan.clone_flags if fast else 0, entry)
-    if pid == 0:  # ---- child
-        parent.close()
-        code = 1
-        try:
-            for target, fd in enumerate(opts.stdio or ()):  # runtime/stdio.py: pipes, not the caller's fds
-                os.dup2(fd, target)
-            if entry is not None:
-                entry.enter()
-            from runtime.init.process import close_fds_except
 
-            from runtime import sealed
+    def keep():  # child: what the init goes on using
+        fds = [state_fd] + [fd for _, fd in join_fds] + list(range(3, 3 + opts.preserve_fds))
+        if src_socks is not None:
+            src_socks[0].close()
+            fds.append(src_socks[1].fileno())
+        return fds
 
-            keep = [child.rfd, child.wfd, state_fd] + [fd for _, fd in join_fds] + sealed.held()
-            if src_socks is not None:
-                src_socks[0].close()
-                keep.append(src_socks[1].fileno())
-            keep += range(3, 3 + opts.preserve_fds)
-            if opts.console is not None:
-                keep.append(opts.console.theirs.fileno())
-            if agent is not None:
-                keep.append(agent.keep())
-            close_fds_except(keep)
-            if not fast:
-                _intermediate(plan, join_fds, child)
-            _container_init(cfg, opts, plan, child, state_fd, agent,
-                            (src_socks[1], len(sources)) if sources else None)
-        except BaseException as e:  # report anything, then leave without running the parent's cleanup
-            try:
-                child.send(M.ERROR, _message(e))
-            except OSError:  # past READY the channel is gone: the container's stderr is all we have
-                try:
-                    os.write(2, ("pyrun: %s\n" % _message(e)).encode())
-                except OSError:
-                    pass
-        os._exit(code)
-    # ---- parent
-    child.close()
-    if src_socks is not None:
-        src_socks[1].close()
-    if entry is not None:
-        entry.close()
-    if opts.console is not None:
-        opts.console.after_clone()
-    if agent is not None:
-        agent.after_clone()
-    os.close(state_fd)
-    for _, fd in join_fds:
-        os.close(fd)
-    init = pid
-    if opts.debug:
-        opts.debug("init: cloned pid %d into new namespaces %s%s" % (
-            pid, ",".join(sorted(plan.new)) or "none", "" if fast else " (joining namespace paths first)"))
-    try:
+    def body(child):
+        if not fast:
+            _intermediate(plan, join_fds, child, sc)
+        _container_init(cfg, opts, plan, child, state_fd, agent, (src_socks[1], len(sources)) if sources else None)
+
+    def after_clone():  # parent: what only the child needed
+        if src_socks is not None:
+            src_socks[1].close()
+        os.close(state_fd)
+        for _, fd in join_fds:
+            os.close(fd)
+
+    def protocol(parent, spawned):
+        pid = init = spawned.pid
+        if opts.debug:
+            opts.debug("init: cloned pid %d into new namespaces %s%s" % (
+                pid, ",".join(sorted(plan.new)) or "none", "" if fast else " (joining namespace paths first)"))
         if fast:
             if plan.new_user:
                 write_id_maps(pid, cfg)
         else:
-            while True:
+            while True:  # the intermediate's half: _intermediate
                 verb, payload = parent.recv()
                 if verb == M.USERMAP:
                     write_id_maps(pid, cfg)
                     parent.send(M.MAPPED)
                 elif verb == M.PID:
                     init = int(payload)
+                    spawned.made(init)
                     break
                 elif verb == M.ERROR:
                     raise ChildError(payload)
-            os.waitpid(pid, 0)
+            spawned.wait(pid)
         if sources:
             from runtime import mountsrc
 
             mountsrc.send(sources, init, src_socks[0])
-        if cgroup is not None and entry is None:
+        if cgroup is not None and spawned.entry is None:
             cgroup.add(init)
         parent.send(M.SETUP, str(init))  # the init's pid as the host sees it, for hooks' state
-        while True:
+        while True:  # the init's half: _container_init
             verb, payload = parent.recv()
             if verb == M.HOOKS:
                 from runtime.hooks import run_hooks
@@ -167,17 +140,14 @@ def spawn(cfg, opts: InitOptions, cgroup) -> int:
         if verb != M.READY:
             raise ChildError("protocol error: unexpected %s" % verb)
         return init
-    except (ChildError, ChannelClosed, OSError, PyrunError) as e:
-        status = _kill_and_reap(init, pid)
-        if isinstance(e, ChannelClosed):
-            raise PyrunError(_died_early(status, cfg)) from None
-        raise PyrunError(str(e) if not isinstance(e, OSError) else _message(e)) from None
-    finally:
-        parent.close()
-        if agent is not None:
-            agent.close()
+
+    def finish():
         if src_socks is not None:
             src_socks[0].close()
+
+    return clone.spawn(plan.clone_flags if fast else 0, cgroup.open_entry() if cgroup is not None else None,
+                       keep, body, protocol, stdio=opts.stdio, console=opts.console, agent=agent,
+                       after_clone=after_clone, died=lambda status: _died_early(status, cfg), finish=finish, sc=sc)
 
 
 def _mount_sources(cfg, plan: NamespacePlan) -> list:
@@ -197,39 +167,6 @@ def _mount_sources(cfg, plan: NamespacePlan) -> list:
     return mountsrc.plan(cfg, in_userns)
 
 
-def clone_into(flags: int, entry):
-    """clone, born in the cgroup when the entry has a cgroup2 directory. Returns (pid, entry); where clone3
-    or CLONE_INTO_CGROUP is refused, a plain clone and no entry: the parent then adds the pid itself."""
-    if entry is not None and entry.clone_fd >= 0:
-        try:
-            return L.clone(flags, entry.clone_fd), entry
-        except OSError:
-            entry.close()
-            return L.clone(flags), None
-    return L.clone(flags), entry
-
-
-def _kill_and_reap(init: int, first: int):
-    """Kill and reap both; returns how the init ended (a wait status) if it had ended on its own."""
-    status = None
-    try:
-        got, st = os.waitpid(init, os.WNOHANG)
-        if got:
-            status = st
-    except ChildProcessError:
-        pass
-    for p in {init, first}:
-        try:
-            os.kill(p, 9)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(p, 0)
-        except ChildProcessError:
-            pass
-    return status
-
-
 def _died_early(status, cfg) -> str:
     """Why the init went away before READY, as far as its wait status tells."""
     if status is None or not os.WIFSIGNALED(status):
@@ -242,13 +179,7 @@ def _died_early(status, cfg) -> str:
     return msg
 
 
-def _message(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror and not e.filename:
-        return e.strerror if not e.args or len(e.args) < 2 else str(e.args[1])
-    return str(e) or type(e).__name__
-
-
-def _intermediate(plan: NamespacePlan, join_fds, chan: Channel) -> None:
+def _intermediate(plan: NamespacePlan, join_fds, chan: Channel, sc=REAL) -> None:
     """Slow path (namespace paths to join): join them, create the rest, then fork the init so it is
     inside the pid namespace (joined or new). This process reports the init's pid and exits."""
     join(join_fds)
@@ -257,7 +188,7 @@ def _intermediate(plan: NamespacePlan, join_fds, chan: Channel) -> None:
         if plan.new_user:
             chan.send(M.USERMAP)
             chan.expect(M.MAPPED)
-    pid = L.clone(0)
+    pid = sc.clone(0)
     if pid != 0:
         chan.send(M.PID, str(pid))
         os._exit(0)

@@ -1,5 +1,6 @@
 """`exec`: a new process inside a running container. Parent half (`spawn_in`) and child half
-(`_joined_process`) side by side, over the sync channel (its messages: runtime/init/sync.py).
+(`_intermediate`) side by side, over the sync channel (its messages: runtime/init/sync.py; the clone
+around both halves, shared with create: runtime/init/clone.py).
 
     parent                         intermediate (clone)              process (clone again)
     add intermediate to cgroup
@@ -17,9 +18,11 @@ import os
 
 from runtime import linux as L
 from runtime.errors import PyrunError
+from runtime.init import clone
 from runtime.init.namespaces import join, sort_joins
 from runtime.init import sync as M
 from runtime.init.sync import Channel, ChannelClosed, ChildError
+from runtime.linux.syscall import REAL
 
 
 def namespace_paths(cfg, init_pid: int) -> list[tuple[str, str]]:
@@ -32,7 +35,7 @@ def namespace_paths(cfg, init_pid: int) -> list[tuple[str, str]]:
 
 
 def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=None, warn=None,
-             stdio=None, state=None, debug=None, pidfd_sock=None) -> int:
+             stdio=None, state=None, debug=None, pidfd_sock=None, sc=REAL) -> int:
     """Start `proc` inside the container of `init_pid`; returns its host pid once it has exec'd.
     `state()`: the container's runtime-spec state, for a seccomp agent (SCMP_ACT_NOTIFY). `debug(msg)`:
     --debug lines, the child's included. pidfd_sock: a runtime.pidfd.PidfdSocket, sent the process's pidfd
@@ -47,59 +50,35 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
         raise PyrunError("container is not running: opening its namespaces: %s" % e.strerror) from None
     # Read on the host side, before any join: whether this user namespace lets the process set groups.
     setgroups_ok = _setgroups_allowed(init_pid)
-    parent, child = Channel.pair()
     agent = None
     if cfg.linux.seccomp is not None:
         from runtime.seccomp import AgentChannel, needs_agent
 
         if needs_agent(cfg.linux.seccomp):
             agent = AgentChannel()
-    from runtime.init import clone_into
 
-    first, entry = clone_into(0, cgroup.open_entry() if cgroup is not None else None)
-    if first == 0:
-        parent.close()
-        try:
-            for target, fd in enumerate(stdio or ()):  # runtime/stdio.py: pipes, not the caller's fds
-                os.dup2(fd, target)
-            if proc.exec_cpu_affinity:
-                from runtime.init import sched
+    def before_entry():  # child
+        if proc.exec_cpu_affinity:
+            from runtime.init import sched
 
-                sched.set_affinity(proc, "initial")  # before it enters the container's cgroup (v1)
-            if entry is not None:
-                entry.enter()
-            from runtime.init.process import close_fds_except
+            sched.set_affinity(proc, "initial")  # before it enters the container's cgroup (v1)
 
-            from runtime import sealed
+    def keep():  # child: the namespaces to join, the fds passed on, the pidfd socket
+        return [fd for _, fd in fds] + list(range(3, 3 + preserve_fds)) + (
+            [pidfd_sock.fileno()] if pidfd_sock is not None else [])
 
-            keep = [child.rfd, child.wfd] + [fd for _, fd in fds] + list(range(3, 3 + preserve_fds)) + sealed.held()
-            if console is not None:
-                keep.append(console.theirs.fileno())
-            if agent is not None:
-                keep.append(agent.keep())
-            if pidfd_sock is not None:
-                keep.append(pidfd_sock.fileno())
-            close_fds_except(keep)
-            _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent, debug is not None, setgroups_ok,
-                          pidfd_sock)
-        except BaseException as e:
-            try:
-                child.send(M.ERROR, _text(e))
-            except OSError:
-                pass
-        os._exit(1)
-    child.close()
-    if entry is not None:
-        entry.close()
-    if console is not None:
-        console.after_clone()
-    if agent is not None:
-        agent.after_clone()
-    for _, fd in fds:
-        os.close(fd)
-    pid = 0
-    try:
-        if cgroup is not None and entry is None:
+    def body(child):
+        _intermediate(cfg, proc, fds, child, preserve_fds, console, warn, agent, debug is not None, setgroups_ok,
+                      pidfd_sock, sc)
+
+    def after_clone():  # parent
+        for _, fd in fds:
+            os.close(fd)
+
+    def protocol(parent, spawned):
+        first = spawned.pid
+        pid = 0
+        if cgroup is not None and spawned.entry is None:
             try:
                 cgroup.add_exec(first, init_pid)
             except PyrunError as e:
@@ -110,13 +89,14 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                 if warn is not None:
                     warn("%s: the exec'd process stays in the caller's cgroup (rootless)" % e)
         parent.send(M.JOIN)
-        while True:
+        while True:  # the intermediate's half and its child's: _intermediate
             try:
                 verb, payload = parent.recv()
             except ChannelClosed:
                 break
             if verb == M.PID:
                 pid = int(payload)
+                spawned.made(pid)
             elif verb == M.DEBUG:
                 debug("exec: " + payload)
             elif verb == M.SECCOMP:
@@ -124,11 +104,12 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                     try:
                         verb, payload = parent.recv()
                     except ChannelClosed:
-                        raise ChildError("the exec'd process exited before it started") from None
+                        raise ChildError(_EXITED) from None
                     if verb == M.ERROR:
                         raise ChildError(payload)
                     if verb == M.PID:
                         pid = int(payload)
+                        spawned.made(pid)
                     elif verb == M.DEBUG:
                         debug("exec: " + payload)
                 # As runc: the exec'd process's pid; the container's state says running, with the init's
@@ -138,23 +119,16 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
             elif verb == M.ERROR:
                 raise ChildError(payload)
         if not pid:
-            raise ChildError("the exec'd process exited before it started")
+            raise ChildError(_EXITED)
+        spawned.wait(first)  # the intermediate exits once it has reported the pid
         return pid
-    except (ChildError, OSError, PyrunError) as e:
-        if pid:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        raise PyrunError(str(e) if not isinstance(e, OSError) else _text(e)) from None
-    finally:
-        parent.close()
-        if agent is not None:
-            agent.close()
-        try:
-            os.waitpid(first, 0)
-        except ChildProcessError:
-            pass
+
+    return clone.spawn(0, cgroup.open_entry() if cgroup is not None else None, keep, body, protocol, stdio=stdio,
+                       before_entry=before_entry, console=console, agent=agent, after_clone=after_clone,
+                       died=lambda status: _EXITED, sc=sc)
+
+
+_EXITED = "the exec'd process exited before it started"
 
 
 def _setgroups_allowed(init_pid: int) -> bool:
@@ -165,14 +139,8 @@ def _setgroups_allowed(init_pid: int) -> bool:
         return True
 
 
-def _text(e: BaseException) -> str:
-    if isinstance(e, OSError) and len(e.args) >= 2:
-        return str(e.args[1])
-    return str(e) or type(e).__name__
-
-
 def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, warn, agent=None,
-                  debug=False, setgroups_ok=True, pidfd_sock=None) -> None:
+                  debug=False, setgroups_ok=True, pidfd_sock=None, sc=REAL) -> None:
     # Not dumpable before touching the container: a process inside must not ptrace or read our memory
     # (and the host fds we hold) through /proc while we are half-way in.
     L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -195,7 +163,7 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     if debug:
         chan.send(M.DEBUG, "joined the namespaces of the container (%s)" % ",".join(t for t, _ in fds))
     try:
-        pid = L.clone(0)
+        pid = sc.clone(0)
     except OSError as e:
         if e.errno == errno.EAGAIN:
             raise PyrunError("cannot start the process: fork refused (EAGAIN): the container's pids limit "

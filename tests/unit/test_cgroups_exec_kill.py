@@ -277,16 +277,18 @@ def test_write_kill_without_the_file_falls_back(tmp_path):
 
 
 # -- CLONE_INTO_CGROUP fallback -----------------------------------------------------------------------------------
-def test_clone_into_falls_back_to_a_plain_clone(monkeypatch):
-    from runtime import init as I
+def test_clone_into_falls_back_to_a_plain_clone():
+    from runtime.init.clone import clone_into
+    from runtime.linux.syscall import Syscall
 
     calls = []
 
-    def fake_clone(flags, cgroup_fd=-1):
-        calls.append(cgroup_fd)
-        if cgroup_fd >= 0:
-            raise OSError(16, "clone3: Device or resource busy")  # EBUSY: a cgroup with children enabled
-        return 4242
+    class FakeClone(Syscall):
+        def clone(self, flags, cgroup_fd=-1):
+            calls.append(cgroup_fd)
+            if cgroup_fd >= 0:
+                raise OSError(16, "clone3: Device or resource busy")  # EBUSY: a cgroup with children enabled
+            return 4242
 
     class E:
         clone_fd = 99
@@ -295,9 +297,8 @@ def test_clone_into_falls_back_to_a_plain_clone(monkeypatch):
         def close(self):
             self.closed = True
 
-    monkeypatch.setattr(I.L, "clone", fake_clone)
     e = E()
-    assert I.clone_into(0, e) == (4242, None)  # no entry: the parent adds the pid (cgroup.procs)
+    assert clone_into(0, e, FakeClone()) == (4242, None)  # no entry: the parent adds the pid (cgroup.procs)
     assert calls == [99, -1] and e.closed
 
 
