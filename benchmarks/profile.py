@@ -41,7 +41,7 @@ def ev(name, t0, t1):
     os.write(fd, ("%s %d %.9f %.9f\n" % (name, os.getpid(), t0, t1)).encode())
 ev("interpreter start", t_spawn, t_main)
 t0 = time.perf_counter()
-import runtime.cli, runtime.commands, runtime.lifecycle, runtime.spec.load, runtime.init, runtime.init.process
+import runtime.cli, runtime.commands, runtime.engine.run, runtime.spec.load, runtime.init, runtime.init.process
 import runtime.rootfs, runtime.cgroups, runtime.network, runtime.stdio, runtime.sealed, runtime.linux, runtime.state
 import runtime.init.capabilities, runtime.init.namespaces, runtime.init.clone, runtime.execfifo
 ev("imports (hot path)", t0, time.perf_counter())
@@ -62,7 +62,7 @@ def wrap(owner, attr, name, begin_only=False):
             ev(name, t0, time.perf_counter())
     setattr(owner, attr, timed)
 
-L, I, P, R, S, C = (runtime.lifecycle, runtime.init, runtime.init.process, runtime.rootfs.RootfsBuilder,
+L, I, P, R, S, C = (runtime.engine.run, runtime.init, runtime.init.process, runtime.rootfs.RootfsBuilder,
                     runtime.state, runtime.cgroups.Cgroup)
 wrap(runtime.spec.load, "load_bundle", "config: read + validate")
 wrap(S, "make_container_dir", "state dir")

@@ -20,36 +20,36 @@ def _bundle(opts) -> str:
 
 
 def cmd_create(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.create import create
 
     _args("create", pos, 1)
-    c = lifecycle.create(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
-                         opts.get("no-pivot", False), opts.get("preserve-fds", 0),
-                         no_new_keyring=opts.get("no-new-keyring", False), pidfd_socket=opts.get("pidfd-socket"))
+    c = create(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
+               opts.get("no-pivot", False), opts.get("preserve-fds", 0),
+               no_new_keyring=opts.get("no-new-keyring", False), pidfd_socket=opts.get("pidfd-socket"))
     c.close()
 
 
 def cmd_start(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.start import start
 
     _args("start", pos, 1)
-    lifecycle.start(ctx, pos[0]).close()
+    start(ctx, pos[0]).close()
 
 
 def cmd_run(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.run import run
 
     _args("run", pos, 1)
-    return lifecycle.run(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
-                         opts.get("no-pivot", False), opts.get("preserve-fds", 0), opts.get("detach", False),
-                         opts.get("keep", False), opts.get("no-subreaper", False),
-                         no_new_keyring=opts.get("no-new-keyring", False), pidfd_socket=opts.get("pidfd-socket"))
+    return run(ctx, pos[0], _bundle(opts), opts.get("pid-file"), opts.get("console-socket"),
+               opts.get("no-pivot", False), opts.get("preserve-fds", 0), opts.get("detach", False),
+               opts.get("keep", False), opts.get("no-subreaper", False),
+               no_new_keyring=opts.get("no-new-keyring", False), pidfd_socket=opts.get("pidfd-socket"))
 
 
 def cmd_state(ctx, opts, pos):
     from runtime import fastjson
     from runtime import state as S
-    from runtime.lifecycle import Container
+    from runtime.engine.container import Container
 
     _args("state", pos, 1)
     c = Container(ctx.root, pos[0], lock=False)
@@ -74,45 +74,25 @@ def parse_signal(text: str) -> int:
 
 
 def cmd_kill(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.kill import kill
 
     _args("kill", pos, 1, 2)
     sig = parse_signal(pos[1]) if len(pos) > 1 else 15
-    lifecycle.kill(ctx, pos[0], sig, opts.get("all", False))
+    kill(ctx, pos[0], sig, opts.get("all", False))
 
 
 def cmd_delete(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.delete import delete
 
     _args("delete", pos, 1)
-    lifecycle.delete(ctx, pos[0], opts.get("force", False))
-
-
-def _owner(path: str) -> str:
-    import pwd
-
-    try:
-        uid = os.stat(path).st_uid
-        return pwd.getpwuid(uid).pw_name
-    except (OSError, KeyError):
-        return "#%d" % uid if "uid" in dir() else ""
+    delete(ctx, pos[0], opts.get("force", False))
 
 
 def cmd_list(ctx, opts, pos):
     from runtime import fastjson
-    from runtime import state as S
-    from runtime.errors import NotFound
-    from runtime.lifecycle import Container
+    from runtime.engine import list as engine_list
 
-    rows = []
-    for cid in S.list_ids(ctx.root):
-        try:
-            c = Container(ctx.root, cid, lock=False)
-        except (NotFound, PyrunError):
-            continue
-        st = S.oci_state(c.record, c.status)
-        st["owner"] = _owner(c.dir)  # annotations stay: runc's list --format json shows them too
-        rows.append(st)
+    rows = engine_list.rows(ctx)
     fmt = opts.get("format") or "table"
     if opts.get("quiet"):
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
@@ -162,7 +142,7 @@ def cmd_features(ctx, opts, pos):
 
 
 def cmd_exec(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.exec import exec_process
 
     if not pos:
         raise PyrunError('"exec" requires a minimum of 1 argument(s)')
@@ -172,6 +152,7 @@ def cmd_exec(ctx, opts, pos):
         from runtime.cgroups import parse_exec_cgroups
 
         sub_cgroups = parse_exec_cgroups(opts["cgroup"])
+    proc = args = overrides = None
     if opts.get("process"):
         from runtime.errors import ConfigError
         from runtime.spec.load import read_json, validate_config
@@ -184,52 +165,31 @@ def cmd_exec(ctx, opts, pos):
     else:
         if len(pos) < 2:
             raise PyrunError("exec: process args cannot be empty")
-        proc = dict(lifecycle.Container(ctx.root, cid, lock=False).config().raw.get("process") or {})
-        proc["args"] = pos[1:]
-        proc["terminal"] = False  # as runc: the config's terminal is not inherited, only -t gives one
-        # As runc: the flags shape a process built from the config; a --process file is taken as it is.
-        _exec_overrides(proc, opts)
-    return lifecycle.exec_process(ctx, cid, proc, opts.get("detach", False), opts.get("pid-file"),
-                                  opts.get("console-socket"), opts.get("preserve-fds", 0),
-                                  opts.get("ignore-paused", False), sub_cgroups, opts.get("pidfd-socket"))
+        args, overrides = pos[1:], _exec_overrides(opts)
+    return exec_process(ctx, cid, proc, opts.get("detach", False), opts.get("pid-file"),
+                        opts.get("console-socket"), opts.get("preserve-fds", 0),
+                        opts.get("ignore-paused", False), sub_cgroups, opts.get("pidfd-socket"), args, overrides)
 
 
-def _exec_overrides(proc: dict, opts: dict) -> None:
-    """runc's exec flags on top of the process: they win over --process and the container's defaults."""
-    if opts.get("cwd"):
-        proc["cwd"] = opts["cwd"]
-    if opts.get("env"):
-        proc["env"] = list(proc.get("env") or ()) + opts["env"]
-    if opts.get("tty"):
-        proc["terminal"] = True
-    if opts.get("no-new-privs"):
-        proc["noNewPrivileges"] = True
-    if opts.get("apparmor"):
-        proc["apparmorProfile"] = opts["apparmor"]
-    if opts.get("process-label"):
-        proc["selinuxLabel"] = opts["process-label"]
-    user = dict(proc.get("user") or {})
+def _exec_overrides(opts: dict) -> dict:
+    """runc's exec flags as the engine's overrides of the container's process (engine.exec.configured_process)."""
+    o = {"cwd": opts.get("cwd"), "env": opts.get("env"), "terminal": opts.get("tty"),
+         "noNewPrivileges": opts.get("no-new-privs"), "apparmorProfile": opts.get("apparmor"),
+         "selinuxLabel": opts.get("process-label"), "capabilities": opts.get("cap")}
     if opts.get("user"):
         uid, _, gid = opts["user"].partition(":")
         try:
-            user["uid"] = _id(uid, "--user: uid")
+            o["uid"] = _id(uid, "--user: uid")
             if gid:
-                user["gid"] = _id(gid, "--user: gid")
+                o["gid"] = _id(gid, "--user: gid")
         except ValueError:
             raise PyrunError("--user: %r: expected <uid>[:<gid>] as numbers" % opts["user"]) from None
     if opts.get("additional-gids"):
         try:
-            user["additionalGids"] = [_id(g, "--additional-gids") for g in opts["additional-gids"]]
+            o["additionalGids"] = [_id(g, "--additional-gids") for g in opts["additional-gids"]]
         except ValueError:
             raise PyrunError("--additional-gids: expected numbers") from None
-    proc["user"] = user
-    if opts.get("cap"):
-        caps = {k: list(v) for k, v in (proc.get("capabilities") or {}).items() if v is not None}
-        # As runc: not inheritable; ambient only when the process has an inheritable set at all.
-        kinds = ("bounding", "effective", "permitted") + (("ambient",) if "inheritable" in caps else ())
-        for kind in kinds:
-            caps[kind] = list(caps.get(kind) or ()) + [c for c in opts["cap"] if c not in (caps.get(kind) or ())]
-        proc["capabilities"] = caps
+    return o
 
 
 def _id(text: str, what: str) -> int:
@@ -245,10 +205,10 @@ def _id(text: str, what: str) -> int:
 def cmd_ps(ctx, opts, pos):
     """runc's ps: the host's `ps` (default -ef) filtered to the container's processes."""
     from runtime import fastjson
-    from runtime import lifecycle
+    from runtime.engine import ps
 
     _args("ps", pos, 1, 1 << 30)
-    pids = lifecycle.processes(ctx, pos[0])
+    pids = ps.processes(ctx, pos[0])
     fmt = opts.get("format") or "table"
     if fmt == "json":
         # runc marshals a nil slice: `null` once no process is left
@@ -256,46 +216,28 @@ def cmd_ps(ctx, opts, pos):
         return
     if fmt != "table":
         raise PyrunError("invalid format option")
-    import subprocess
-
-    try:
-        out = subprocess.run(["ps"] + (pos[1:] or ["-ef"]), capture_output=True, check=True).stdout.decode()
-    except FileNotFoundError:
-        raise PyrunError("ps: executable file not found in $PATH") from None
-    except subprocess.CalledProcessError as e:
-        raise PyrunError("ps: %s" % (e.stderr.decode().strip() or "exit status %d" % e.returncode)) from None
-    lines = out.splitlines()
-    if not lines:
-        return
-    header = lines[0].split()
-    if "PID" not in header:
-        raise PyrunError("couldn't find PID field in ps output")
-    col = header.index("PID")
-    wanted = set(pids)
-    keep = [lines[0]] + [ln for ln in lines[1:] if len(ln.split()) > col and ln.split()[col].isdigit()
-                         and int(ln.split()[col]) in wanted]
-    sys.stdout.write("\n".join(keep) + "\n")
+    sys.stdout.write(ps.ps_table(pids, pos[1:]))
 
 
 def cmd_pause(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.pause import pause
 
     _args("pause", pos, 1)
-    lifecycle.pause(ctx, pos[0])
+    pause(ctx, pos[0])
 
 
 def cmd_resume(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.pause import resume
 
     _args("resume", pos, 1)
-    lifecycle.resume(ctx, pos[0])
+    resume(ctx, pos[0])
 
 
 def cmd_update(ctx, opts, pos):
-    from runtime import lifecycle
+    from runtime.engine.update import update
 
     _args("update", pos, 1)
-    lifecycle.update(ctx, pos[0], _update_resources(opts))
+    update(ctx, pos[0], _update_resources(opts))
 
 
 def _update_resources(opts: dict) -> dict:
@@ -340,18 +282,13 @@ def cmd_events(ctx, opts, pos):
     """--stats: one stats event and exit. Otherwise a stats event every --interval, and an oom event
     whenever the container's OOM count grows, until the container stops."""
     from runtime import fastjson
-    import time
-
-    from runtime import state as S
-    from runtime.lifecycle import Container, require_cgroup
+    from runtime.engine.events import events
 
     _args("events", pos, 1)
     import gc
 
     gc.enable()
     interval = _duration(opts.get("interval") or "5s")
-    c = Container(ctx.root, pos[0], lock=False)
-    cg = require_cgroup(c, "events")
 
     def emit(kind, data=None):
         ev = {"type": kind, "id": pos[0]}
@@ -360,24 +297,7 @@ def cmd_events(ctx, opts, pos):
         sys.stdout.write(fastjson.dumps(ev, compact=True) + "\n")
         sys.stdout.flush()
 
-    if opts.get("stats"):
-        if c.status == "stopped":
-            raise PyrunError("container not running")
-        emit("stats", cg.stats())
-        return
-    ooms = cg.oom_count()
-    next_stats = time.monotonic()
-    while S.init_alive(c.record):
-        n = cg.oom_count()
-        if n > ooms:
-            emit("oom")
-            ooms = n
-        if time.monotonic() >= next_stats:
-            emit("stats", cg.stats())
-            next_stats += interval
-        time.sleep(min(0.1, interval))
-    if cg.oom_count() > ooms:  # the OOM kill that ended the init itself
-        emit("oom")
+    events(ctx, pos[0], emit, interval, bool(opts.get("stats")))
 
 
 def _duration(text: str) -> float:
@@ -396,14 +316,14 @@ def _duration(text: str) -> float:
 
 
 def cmd_checkpoint(ctx, opts, pos):
-    from runtime import checkpoint
+    from runtime.engine import checkpoint
 
     _args("checkpoint", pos, 1)
     checkpoint.checkpoint(ctx, pos[0], opts)
 
 
 def cmd_restore(ctx, opts, pos):
-    from runtime import checkpoint
+    from runtime.engine import checkpoint
 
     _args("restore", pos, 1)
     checkpoint.restore(ctx, pos[0], _bundle(opts), opts)

@@ -24,6 +24,8 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.c")
 
 _PROBE = """import sys
 sys.path[:0] = %(build)r
+# the hot path, imported as create/run import it: the header lists what it maps
+import runtime.cli, runtime.commands, runtime.engine.run, runtime.init.process, runtime.rootfs, resource, select
 from runtime.sealed import launcher_header
 sys.stdout.write(launcher_header(code=%(code)r, pypath=%(pypath)r, scripts=%(scripts)r))
 """

@@ -202,26 +202,19 @@ def launcher_header(code: str | None = None, pypath: list[str] | None = None, sc
     (the directory holding runtime/), `pypath` (sys.path there) and `scripts` (the directory the launcher
     must run from for these paths to be its own; "" for anywhere). Libraries mapped from the build's own
     directories (the build tree, pip's build environment) are left out: the installed ones are read
-    through the overlays of pypath (extension modules are imported by path; $ORIGIN resolves there)."""
-    import runtime.cli  # noqa: F401
-    import runtime.commands  # noqa: F401
-    import runtime.lifecycle  # noqa: F401
-    import runtime.init  # noqa: F401
-    import runtime.init.process  # noqa: F401
-    import runtime.rootfs  # noqa: F401
-    import resource  # noqa: F401
-    import select  # noqa: F401
-
+    through the overlays of pypath (extension modules are imported by path; $ORIGIN resolves there).
+    The caller imports the hot path first (runtime/launcher.py's probe): what it maps is what is read."""
     here = [p for p in sys.path if p and os.path.isdir(p)]
+    tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding runtime/
     if code is None:
-        code = os.path.dirname(os.path.dirname(os.path.abspath(runtime.cli.__file__)))
+        code = tree
     path = [code] + [p for p in (here if pypath is None else pypath) if p != code]
 
     def under(d: str, roots: list[str]) -> bool:
         return any(d == r or d.startswith(r.rstrip("/") + "/") for r in roots)
 
     m = _Mapped()
-    build_only = [p for p in here if p not in path] + [os.path.dirname(os.path.dirname(runtime.cli.__file__))]
+    build_only = [p for p in here if p not in path] + [tree]
     libdirs = [d for d in m.libdirs if under(d, path) or not under(d, build_only)]
 
     roots = seal_roots(path + libdirs + [os.path.dirname(m.loader or m.exe), os.path.dirname(m.exe)]
@@ -274,7 +267,3 @@ def seal_roots(dirs: list[str]) -> list[str]:
                 groups.setdefault(root, set()).add(d)
                 break
     return sorted(r for r, ds in groups.items() if len(ds) >= 2)
-
-
-if __name__ == "__main__":
-    sys.stdout.write(launcher_header())

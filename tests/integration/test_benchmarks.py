@@ -1,5 +1,5 @@
 """The benchmark scripts still run against the code under test (tiny sizes; nothing is timed or
-asserted about speed here): the profile's wrappers name functions of lifecycle, init and rootfs, and a
+asserted about speed here): the profile's wrappers name functions of the engine, init and rootfs, and a
 rename there must show up in CI rather than at the next measurement. And benchmarks/report.py draws its
 plots and document from their JSON."""
 from __future__ import annotations

@@ -21,17 +21,25 @@ from tests.conftest import REPO, Bundle, Runtime, base_config, leak_checked, req
 STARTUP = {"_io", "marshal", "posix", "_frozen_importlib_external", "time", "zipimport", "_codecs", "codecs",
            "encodings", "encodings.aliases", "encodings.utf_8", "_signal", "_abc", "abc", "io", "_stat", "stat",
            "_collections_abc", "genericpath", "posixpath", "os", "__future__", "gc"}
-# The light commands: flags, the state directory, the state record.
-LIGHT = STARTUP | {"runtime", "runtime.errors", "runtime.cli", "runtime.commands", "runtime.lifecycle",
-                   "runtime.execfifo", "runtime.state", "runtime.fastjson", "_json", "fcntl"}
-# What some of them use besides: start waits on the exec fifo with select; delete removes the cgroups.
+# The light commands: flags, the state directory, the state record (the engine's package and its
+# Container only: each command imports its own operation, below).
+LIGHT = STARTUP | {"runtime", "runtime.errors", "runtime.cli", "runtime.commands", "runtime.engine",
+                   "runtime.engine.container", "runtime.execfifo", "runtime.state", "runtime.fastjson", "_json",
+                   "fcntl"}
+# What some of them use besides: their operation; start waits on the exec fifo with select; delete removes
+# the cgroups. None of them imports create's modules.
 CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups.files", "runtime.cgroups.convert", "runtime.cgroups.mounts",
            "runtime.cgroups.v1", "runtime.cgroups.v2"}
-EXTRA = {"start": {"select"}, "delete": CGROUPS}
+EXTRA = {"start": {"runtime.engine.start", "runtime.reap", "select"},
+         "kill": {"runtime.engine.kill", "runtime.reap"},
+         "delete": {"runtime.engine.delete", "runtime.engine.kill", "runtime.reap"} | CGROUPS,
+         "list": {"runtime.engine.list"}}
 # create and run: the sealed start, the config, the init and its stages, cgroups (v1 or v2 here), mounts.
-CREATE = LIGHT | {"_cffi_backend", "runtime.linux", "runtime.linux._native", "runtime.sealed", "runtime.spec",
+CREATE = LIGHT | EXTRA["start"] | EXTRA["delete"] | {
+                  "runtime.engine.create", "runtime.engine.run", "_cffi_backend", "runtime.linux",
+                  "runtime.linux._native", "runtime.sealed", "runtime.spec",
                   "runtime.spec.model", "runtime.spec.load", "runtime.spec.validate", "runtime.spec.checks", "_sre",
-                  "runtime.init",
+                  "runtime.init", "runtime.init.clone", "runtime.linux.syscall",
                   "runtime.init.namespaces", "runtime.init.sync", "runtime.init.capabilities",
                   "runtime.init.process", "runtime.init.sched", "_struct", "struct", "_socket", "runtime.network",
                   "runtime.cgroups", "runtime.cgroups.mounts", "runtime.cgroups.files", "runtime.cgroups.convert",
@@ -100,7 +108,7 @@ def test_light_commands_import_only_the_hot_path(installed, tmp_path):
         p, mods = profiled(installed, [installed["pyrun"], "--root", root] + argv)
         if argv[0] != "list":
             assert p.returncode != 0 and "does not exist" in p.err, p.err
-        check_hot(mods, LIGHT, " ".join(argv))
+        check_hot(mods, LIGHT | EXTRA.get(argv[0], set()), " ".join(argv))
 
 
 def test_run_and_create_import_only_the_hot_path(installed, rootfs, tmp_path_factory, tmp_path):

@@ -191,12 +191,12 @@ def test_100_create_delete_cycles_leave_nothing(ct, net, bundle, pyrun):
     b = bridged(bundle, net, ["true"])
     script = (
         "import sys, time; sys.path.insert(0, %r)\n"
-        "from runtime.cli import Context\nfrom runtime import lifecycle\n"
+        "from runtime.cli import Context\nfrom runtime.engine.create import create\nfrom runtime.engine.delete import delete\n"
         "ctx = Context({'root': %r})\nctx.warn = lambda m: None\n"
         "t = time.monotonic()\n"
         "for i in range(100):\n"
-        "    c = lifecycle.create(ctx, 'nt-cyc-%%d' %% i, %r)\n    c.close()\n"
-        "    lifecycle.delete(ctx, 'nt-cyc-%%d' %% i)\n"
+        "    c = create(ctx, 'nt-cyc-%%d' %% i, %r)\n    c.close()\n"
+        "    delete(ctx, 'nt-cyc-%%d' %% i)\n"
         "print(time.monotonic() - t)\n" % (REPO, pyrun.root, b.path))
     before = links()
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)

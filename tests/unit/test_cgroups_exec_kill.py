@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from runtime import lifecycle
+from runtime.engine.container import Container
+from runtime.engine.kill import kill_all
 from runtime import state as S
 from runtime.cgroups import Cgroup, devices as D, parse_exec_cgroups, sub_cgroup_dir
 from runtime.cgroups import convert
@@ -230,7 +231,7 @@ def _container(tmp_path, procs, foreign=(), created=True, stranger=False):
     (d / "cgroup.kill").write_text("")
     cg = V2Cgroup(str(d), str(tmp_path))
     cg.created = [str(d)] if created else []
-    c = lifecycle.Container.__new__(lifecycle.Container)
+    c = Container.__new__(Container)
     c.id, c.dir, c.lock_fd = "ct", str(tmp_path), None
     c.record = {"pid": init.pid, "init_start": S.proc_start_time(init.pid),
                 "foreign": [[p.pid, S.proc_start_time(p.pid)] for p in foreign], "cgroup": cg.to_state()}
@@ -246,14 +247,14 @@ def _dead(p) -> bool:
 
 def test_kill_all_writes_cgroup_kill_for_the_containers_own_cgroup(tmp_path, procs):
     c, cg, d, mine, _ = _container(tmp_path, procs)
-    lifecycle.kill_all(c, cg, 9)
+    kill_all(c, cg, 9)
     assert (d / "cgroup.kill").read_text() == "1"
     assert all(_dead(p) for p in mine)  # and every pid of the container too (what cgroup.kill missed)
 
 
 def test_kill_all_other_signals_never_use_cgroup_kill(tmp_path, procs):
     c, cg, d, mine, _ = _container(tmp_path, procs)
-    lifecycle.kill_all(c, cg, 15)
+    kill_all(c, cg, 15)
     assert (d / "cgroup.kill").read_text() == ""
     assert all(p.wait(5) == -15 for p in mine)
 
@@ -263,7 +264,7 @@ def test_kill_all_spares_others_and_skips_cgroup_kill(tmp_path, procs, why):
     host = procs()
     c, cg, d, mine, older = _container(tmp_path, procs, foreign=[host] if why == "foreign-at-create" else (),
                                        created=why != "not-made-by-pyrun", stranger=why == "a-stranger-now")
-    lifecycle.kill_all(c, cg, 9)
+    kill_all(c, cg, 9)
     assert (d / "cgroup.kill").read_text() == "", "cgroup.kill would have killed someone else's process"
     assert all(_dead(p) for p in mine)
     for p in (host, older):

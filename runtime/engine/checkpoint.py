@@ -98,7 +98,7 @@ def _refuse(command: str, criu: str) -> None:
 
 
 def checkpoint(ctx, cid: str, opts: dict) -> None:
-    from runtime.lifecycle import Container
+    from runtime.engine.container import Container
 
     c = Container(ctx.root, cid, lock=False)
     status = c.status

@@ -1,0 +1,32 @@
+"""start: release the init blocked on the exec fifo; poststart hooks."""
+from __future__ import annotations
+
+from runtime import execfifo, state as S
+from runtime.engine.container import Container
+from runtime.errors import PyrunError
+from runtime.reap import kill_and_reap
+
+
+def start(ctx, cid: str, c: Container | None = None) -> Container:
+    c = c or Container(ctx.root, cid)
+    status = c.status
+    if status != "created":
+        if status == "stopped":
+            raise PyrunError("cannot start a container that has stopped")
+        if status == "running" or status == "paused":
+            raise PyrunError("cannot start an already running container")
+        raise PyrunError("cannot start a container in the %s state" % status)
+    execfifo.release(c.dir, lambda: S.init_alive(c.record), "container init exited before it was started")
+    if ctx.debug:
+        ctx.log_debug("start %s: exec fifo opened, init pid %d goes on to exec the process" % (cid, c.pid))
+    if "poststart" in c.record.get("hooks", ()):
+        from runtime.hooks import run_hooks
+
+        try:
+            run_hooks(c.config().hooks["poststart"], c.hook_state("running", c.pid), "poststart",
+                      debug=ctx.log_debug if ctx.debug else None)
+        except PyrunError:
+            # runtime-spec 1.3: a failing poststart hook is an error; the container does not go on running
+            kill_and_reap(c.pid, c.record.get("init_start"))
+            raise
+    return c

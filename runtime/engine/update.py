@@ -1,0 +1,12 @@
+"""update: new resources for the container's cgroup."""
+from __future__ import annotations
+
+from runtime.engine.container import Container, require_cgroup
+from runtime.errors import PyrunError
+
+
+def update(ctx, cid: str, resources: dict) -> None:
+    c = Container(ctx.root, cid)
+    if c.status == "stopped":
+        raise PyrunError("container not running")
+    require_cgroup(c, "update").update(resources)
