@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 
 from runtime.errors import ConfigError, PyrunError
-from runtime.init import sync as M
 
 ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
@@ -44,9 +43,9 @@ _SCMP_ARCH_X32 = 0x4000003E  # libseccomp's own token: x32 runs as AUDIT_ARCH_X8
 
 def _libseccomp():
     """(ffi, lib), with libseccomp dlopen()ed; OSError or ImportError when it is not there."""
-    from runtime.linux._seccomp import ffi
+    from runtime.linux.libseccomp import load
 
-    return ffi, ffi.dlopen("libseccomp.so.2")
+    return load()
 
 
 def available() -> bool:
@@ -186,15 +185,10 @@ class AgentChannel:
     def after_clone(self) -> None:
         self.theirs.close()
 
-    def child_handoff(self, chan):
-        """A callable(fd) for the child: send the listener to pyrun, wait until the agent has it."""
-        def handoff(fd: int) -> None:
-            self._socket.send_fds(self.theirs, [b"seccomp"], [fd])
-            chan.send(M.SECCOMP)
-            self.theirs.close()
-            os.close(fd)
-            chan.expect(M.SECCOMP_SENT)
-        return handoff
+    def send_listener(self, fd: int) -> None:
+        """Child: the listener fd to pyrun (the sync messages around it: runtime/init/clone.py's
+        seccomp_handoff)."""
+        self._socket.send_fds(self.theirs, [b"seccomp"], [fd])
 
     def forward(self, profile: dict, pid: int, state: dict) -> None:
         """Parent: take the child's listener fd and send it, with the state, to the agent."""

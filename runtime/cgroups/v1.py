@@ -414,7 +414,7 @@ class V1Cgroup(Cgroup):
             return
         p = self._need("rdma", "rdma limits")
         for dev, lim in rd.items():
-            files.write(p, "rdma.max", _rdma_line(dev, lim))
+            files.write(p, "rdma.max", rdma_line(dev, lim))
 
     # -- freezer ----------------------------------------------------------------------------------
     def _freezer(self) -> str:
@@ -505,7 +505,7 @@ class V1Cgroup(Cgroup):
         }
 
 
-def _rdma_line(dev: str, lim: dict) -> str:
+def rdma_line(dev: str, lim: dict) -> str:
     parts = [dev]
     if lim.get("hcaHandles") is not None:
         parts.append("hca_handle=%d" % C.as_int(lim["hcaHandles"], "rdma.hcaHandles"))

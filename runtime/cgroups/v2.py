@@ -244,10 +244,10 @@ class V2Cgroup(Cgroup):
                 files.write(self.path, "hugetlb.%s.rsvd.max" % size, limit)
 
     def _rdma(self, rd: dict) -> None:
-        from runtime.cgroups.v1 import _rdma_line
+        from runtime.cgroups.v1 import rdma_line
 
         for dev, lim in rd.items():
-            files.write(self.path, "rdma.max", _rdma_line(dev, lim))
+            files.write(self.path, "rdma.max", rdma_line(dev, lim))
 
     def _unified(self, u: dict) -> None:
         """linux.resources.unified: raw "file": "value" pairs, written last so they win (runc)."""

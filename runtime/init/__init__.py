@@ -129,10 +129,9 @@ def spawn(cfg, opts: InitOptions, cgroup, sc=REAL) -> int:
             elif verb == M.DEBUG:  # the init's own --debug lines, logged here (it has no log of its own)
                 opts.debug("init: " + payload)
             elif verb == M.SECCOMP:  # as runc: the init's state, status creating, with the listener
-                agent.forward(cfg.linux.seccomp, init, opts.hook_state("creating", init))
+                clone.seccomp_forward(agent, parent, cfg.linux.seccomp, init, opts.hook_state("creating", init))
                 if opts.debug:
                     opts.debug("seccomp: listener sent to the agent at %s" % cfg.linux.seccomp["listenerPath"])
-                parent.send(M.SECCOMP_SENT)
             else:
                 break
         if verb == M.ERROR:
@@ -297,7 +296,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         chan.send(M.DEBUG, "taking the process's identity %d:%d, capabilities%s; then waiting for start to exec %s"
                   % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
     env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok,
-                            agent.child_handoff(chan) if agent is not None else None)
+                            clone.seccomp_handoff(agent, chan) if agent is not None else None)
     fds = _proc_self_fd()
     chan.send(M.READY)
     chan.close()

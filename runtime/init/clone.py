@@ -44,6 +44,26 @@ def message(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
+def seccomp_handoff(agent, chan: Channel):
+    """Child half of the listener's hand-off (SCMP_ACT_NOTIFY), a callable(fd) given to the process's
+    last steps (runtime.init.process): the fd sent over the agent's socket, SECCOMP said, then wait for
+    SECCOMP_SENT. Closing comes after SECCOMP: `close` itself may be notified, and only the agent can
+    answer it. The parent half is seccomp_forward."""
+    def handoff(fd: int) -> None:
+        agent.send_listener(fd)
+        chan.send(M.SECCOMP)
+        agent.theirs.close()
+        os.close(fd)
+        chan.expect(M.SECCOMP_SENT)
+    return handoff
+
+
+def seccomp_forward(agent, chan: Channel, profile: dict, pid: int, state: dict) -> None:
+    """Parent half, on SECCOMP: the listener forwarded to the agent with the state, then SECCOMP_SENT."""
+    agent.forward(profile, pid, state)
+    chan.send(M.SECCOMP_SENT)
+
+
 class Clone:
     """The parent's view of one clone: its pid, whether it had to be added to the cgroup by the parent
     (`entry` is None then), and the processes it made, killed and reaped on failure."""

@@ -114,8 +114,7 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
                         debug("exec: " + payload)
                 # As runc: the exec'd process's pid; the container's state says running, with the init's
                 st = state() if state is not None else {}
-                agent.forward(cfg.linux.seccomp, pid, st)
-                parent.send(M.SECCOMP_SENT)
+                clone.seccomp_forward(agent, parent, cfg.linux.seccomp, pid, st)
             elif verb == M.ERROR:
                 raise ChildError(payload)
         if not pid:
@@ -195,4 +194,4 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
         chan.send(M.DEBUG, "taking the process's identity %d:%d, capabilities%s; exec %s"
                   % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
     P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn, userns_setgroups=setgroups_ok,
-                        listener=agent.child_handoff(chan) if agent is not None else None)
+                        listener=clone.seccomp_handoff(agent, chan) if agent is not None else None)

@@ -491,10 +491,10 @@ def load_resources(directory: str) -> dict:
 def sources(directory: str) -> dict:
     """One module's source per document kind ("config", "state", "features"), each defining
     `valid_<kind>`: separate, so that a create loads only the config's."""
-    from runtime.spec.validate import _BASE_URI, SCHEMAS
+    from runtime.spec.validate import BASE_URI, SCHEMAS
 
     resources = load_resources(directory)
-    return {kind: generate_source(resources, {"valid_" + kind: name}, _BASE_URI) for kind, name in SCHEMAS.items()}
+    return {kind: generate_source(resources, {"valid_" + kind: name}, BASE_URI) for kind, name in SCHEMAS.items()}
 
 
 def build(directory: str) -> dict:

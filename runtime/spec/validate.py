@@ -29,7 +29,7 @@ SCHEMAS = {
 
 # Schema files carry no $id; each is registered under this base plus its file name, so relative $refs
 # resolve between them. The .invalid domain (RFC 2606) makes plain that nothing is ever fetched.
-_BASE_URI = "https://pyrun.invalid/oci-spec/"
+BASE_URI = "https://pyrun.invalid/oci-spec/"
 
 _VALIDATORS: dict = {}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -53,10 +53,10 @@ def _validator(kind: str):
             continue
         with open(os.path.join(directory, name), encoding="utf-8") as f:
             contents = json.load(f)
-        contents.setdefault("$id", _BASE_URI + name)
+        contents.setdefault("$id", BASE_URI + name)
         resources.append((contents["$id"], Resource.from_contents(contents, default_specification=DRAFT202012)))
     registry = Registry().with_resources(resources)
-    root = registry.contents(_BASE_URI + SCHEMAS[kind])
+    root = registry.contents(BASE_URI + SCHEMAS[kind])
     v = Draft202012Validator(root, registry=registry)
     _VALIDATORS[kind] = v
     return v
