@@ -6,14 +6,13 @@ Imported on every container start: only os/errno here, and the v1 or v2 module i
 one the host needs. `for_container` reads /proc/self/mountinfo (and /proc/self/cgroup for relative paths)
 and nothing else; `create` is one mkdir per hierarchy in the common case; `add` one write per hierarchy.
 
-Lifecycle (the lead's engine):
+Used by the engine (runtime/engine/create.py, delete.py) as:
     cg = Cgroup.for_container(cfg.linux.cgroups_path, cid)   # layout + paths, no FS change
     cg.create(); state["cgroup"] = cg.to_state(); cg.apply(resources); cg.add(pid)
     ...; Cgroup.from_state(state["cgroup"]).destroy()
 
 OOM: `oom_count()` is a cheap counter to poll (v1 memory.oom_control oom_kill, v2 memory.events oom_kill);
-`oom_notifier()` gives a pollable fd (v1 eventfd via cgroup.event_control, v2 memory.events with
-POLLPRI) for callers that would rather block.
+`events` polls it (runtime/engine/events.py).
 """
 from __future__ import annotations
 
@@ -233,9 +232,6 @@ class Cgroup:
     def oom_count(self) -> int:
         raise NotImplementedError
 
-    def oom_notifier(self):
-        raise NotImplementedError
-
     def __repr__(self):
         return "<%s %r>" % (type(self).__name__, self.to_state())
 
@@ -281,7 +277,8 @@ class Entry:
     opened here, in the parent, so the kernel checks the parent's credentials, not those of a child in a
     new user namespace.
 
-    If clone3 is refused, `fallback_pids` says the parent must add the pid the old way."""
+    If clone3 or CLONE_INTO_CGROUP is refused, runtime/init/clone.py's clone_into drops the entry (None):
+    the parent then adds the pid the old way."""
 
     def __init__(self, cgroup2_dir, v1_dirs):
         import os

@@ -113,25 +113,6 @@ def device_rule(rule: dict, index: int) -> tuple:
     return bool(rule.get("allow")), "%s %s:%s %s" % (t, major, minor, access)
 
 
-def device_writes(parsed: list) -> list:
-    """What to write after "a" to devices.deny: the spec's rules then the defaults. When that is a plain
-    whitelist (leading deny-alls dropped, only allows after) order does not matter, so sort it as
-    runc's device emulator does; devices.list then reads exactly as under runc."""
-    rules = list(parsed)
-    while rules and not rules[0][0] and rules[0][1].startswith("a "):
-        rules.pop(0)  # "deny all" (the kernel ignores major:minor and access for type a): already written
-    rules += [(True, t) for t in DEFAULT_DEVICE_RULES]
-    if all(allow for allow, _ in rules):
-        rules.sort(key=_device_sort_key)
-    return rules
-
-
-def _device_sort_key(rule: tuple):
-    t, majmin, _ = rule[1].split(" ")
-    major, _, minor = majmin.partition(":")
-    return (t, -1 if major == "*" else int(major), -1 if minor == "*" else int(minor))
-
-
 def hugepage_sizes(sysdir: str = "/sys/kernel/mm/hugepages") -> list:
     """Kernel page sizes in the cgroup file-name form: hugepages-2048kB -> "2MB" (runc's HugePageSizes)."""
     import os

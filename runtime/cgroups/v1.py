@@ -480,14 +480,6 @@ class V1Cgroup(Cgroup):
             return 0
         return files.read_kv(p + "/memory.oom_control").get("oom_kill", 0)
 
-    def oom_notifier(self):
-        from runtime.cgroups.oom import V1OomNotifier
-
-        p = self.paths.get("memory")
-        if p is None:
-            raise PyrunError("cannot watch for OOM: the memory cgroup controller is not mounted")
-        return V1OomNotifier(p)
-
     # -- stats ------------------------------------------------------------------------------------
     def stats(self) -> dict:
         """runc's `events --stats` data for v1 (types.Stats JSON, zero "omitempty" fields left out)."""

@@ -317,11 +317,6 @@ class V2Cgroup(Cgroup):
     def oom_count(self) -> int:
         return files.read_kv(self.path + "/memory.events").get("oom_kill", 0)
 
-    def oom_notifier(self):
-        from runtime.cgroups.oom import V2OomNotifier
-
-        return V2OomNotifier(self.path)
-
     def stats(self) -> dict:
         from runtime.cgroups import stats as S
 

@@ -330,7 +330,7 @@ def _join_session_keyring(name: str) -> None:
 
 def _proc_self_fd() -> int:
     """This process's fd table in the container's /proc, checked to be procfs (so an image cannot plant
-    a /proc/self/fd of its own), before `ready`: a create without a real /proc fails, and says why."""
+    a /proc/self/fd of its own), before READY: a create without a real /proc fails, and says why."""
     try:
         fds = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:

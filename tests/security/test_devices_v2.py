@@ -505,12 +505,11 @@ def _random_rule_sets(n: int, seed: int = 7) -> list:
 
 
 def test_v2_program_decides_as_the_v1_controller(cg2, v1_devices, nodes):
-    """The same configs on both paths, judged by the kernel: pyrun's v1 writes (devices.deny "a", the
-    rules, the default allow-list) and its v2 program, for opens r/w/rw of host device nodes from a
+    """The same configs on both paths, judged by the kernel: pyrun's v1 writes (as cgroups/v1.py makes
+    them: runc's emulator over the rules and the default allow-list, reached from what devices.list
+    says by devices.transition) and its v2 program, for opens r/w/rw of host device nodes from a
     process in each cgroup. Rule sets the v2 path refuses (a hole in a wildcard, which v1 would
     silently ignore) are counted, not compared."""
-    from runtime.cgroups import convert
-
     d2 = cg2.sub("judge")
     names = sorted(nodes)
     asks = ["%s:%s" % (nodes[n], how) for n in names for how in ("r", "w", "rw")]
@@ -527,9 +526,9 @@ def test_v2_program_decides_as_the_v1_controller(cg2, v1_devices, nodes):
             except PyrunError:
                 refused += 1
                 continue
-            with open(os.path.join(v1_devices, "devices.deny"), "w") as f:
-                f.write("a")
-            for allow, text in convert.device_writes([convert.device_rule(r, i) for i, r in enumerate(rules)]):
+            with open(os.path.join(v1_devices, "devices.list")) as f:
+                current = D.parse_list(f.read())
+            for allow, text in D.transition(current, D.emulate(D.rules_for(rules))):
                 with open(os.path.join(v1_devices, "devices.allow" if allow else "devices.deny"), "w") as f:
                     f.write(text)
             D.install(d2, insns)
