@@ -15,8 +15,8 @@ _JOIN_ORDER = ("cgroup", "ipc", "uts", "network", "pid", "time", "mount", "user"
 
 class NamespacePlan:
     """`clone_flags` are created by clone() itself; `unshare_flags` later in the child (cgroup must be
-    unshared once the init sits in its cgroup, time must precede offsets); `join_paths` are (type, path) in joining order, opened
-    by `open_joins()` into (type, fd)."""
+    unshared once the init sits in its cgroup, time must precede offsets); `join_paths` are (type,
+    path) in joining order, opened by `open_joins()` into (type, fd)."""
 
     def __init__(self, cfg, sc: Syscall = REAL):
         self.new: set[str] = set()
