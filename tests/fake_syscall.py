@@ -119,6 +119,7 @@ class FakeSyscall(Syscall):
         self.root = "/"
         self.cwd = "/"
         self.mask = 0o022
+        self.hostname = self.domainname = None
         self.failures: list = []
         self._n = 0
         top = caps.last_cap()
@@ -380,6 +381,14 @@ class FakeSyscall(Syscall):
     def setns(self, fd: int, nstype: int = 0) -> None:
         self._enter("setns", fd, nstype)
         self._fd(fd)
+
+    def sethostname(self, name: str) -> None:
+        self._enter("sethostname", name)
+        self.hostname = name
+
+    def setdomainname(self, name: str) -> None:
+        self._enter("setdomainname", name)
+        self.domainname = name
 
     def geteuid(self) -> int:
         self._enter("geteuid")

@@ -80,7 +80,8 @@ def spawn(cfg, opts: InitOptions, cgroup, sc=REAL) -> int:
     def body(child):
         if not fast:
             _intermediate(plan, join_fds, child, sc)
-        _container_init(cfg, opts, plan, child, state_fd, agent, (src_socks[1], len(sources)) if sources else None)
+        _container_init(cfg, opts, plan, child, state_fd, agent, (src_socks[1], len(sources)) if sources else None,
+                        sc)
 
     def after_clone():  # parent: what only the child needed
         if src_socks is not None:
@@ -96,12 +97,12 @@ def spawn(cfg, opts: InitOptions, cgroup, sc=REAL) -> int:
                 pid, ",".join(sorted(plan.new)) or "none", "" if fast else " (joining namespace paths first)"))
         if fast:
             if plan.new_user:
-                write_id_maps(pid, cfg)
+                write_id_maps(pid, cfg, sc)
         else:
             while True:  # the intermediate's half: _intermediate
                 verb, payload = parent.recv()
                 if verb == M.USERMAP:
-                    write_id_maps(pid, cfg)
+                    write_id_maps(pid, cfg, sc)
                     parent.send(M.MAPPED)
                 elif verb == M.PID:
                     init = int(payload)
@@ -181,7 +182,7 @@ def _died_early(status, cfg) -> str:
 def _intermediate(plan: NamespacePlan, join_fds, chan: Channel, sc=REAL) -> None:
     """Slow path (namespace paths to join): join them, create the rest, then fork the init so it is
     inside the pid namespace (joined or new). This process reports the init's pid and exits."""
-    join(join_fds)
+    join(join_fds, sc)
     if plan.clone_flags:
         L.unshare(plan.clone_flags)
         if plan.new_user:
@@ -194,7 +195,7 @@ def _intermediate(plan: NamespacePlan, join_fds, chan: Channel, sc=REAL) -> None
 
 
 def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int,
-                    agent=None, sources=None) -> None:
+                    agent=None, sources=None, sc=REAL) -> None:
     """Child half; returns only by raising (the final step is execve).
 
     What a process in the container could reach through this init is kept to nothing: it is not
@@ -207,7 +208,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     from runtime.init import process as P
     from runtime.rootfs import RootfsBuilder
 
-    L.prctl(L.PR_SET_DUMPABLE, 0)
+    sc.prctl(L.PR_SET_DUMPABLE, 0)
     _die_on_signals()
     host_pid = int(chan.expect(M.SETUP))
     _preload(cfg)
@@ -216,12 +217,12 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     in_userns = plan.new_user or any(t == "user" for t, _ in plan.join_paths) or in_user_namespace()
     # Before taking the user namespace's root: from then on the init's /proc files belong to the host's
     # root, out of its reach (timens_offsets), as is the 0700 state directory.
-    unshare_late(plan, cfg)
+    unshare_late(plan, cfg, sc)
     fifo = execfifo.hold(state_fd)
     os.close(state_fd)
-    P.set_oom_score_adj(cfg.process.oom_score_adj)
+    P.set_oom_score_adj(cfg.process.oom_score_adj, sc)
     if plan.new_user:
-        become_root_in_userns(cfg)
+        become_root_in_userns(cfg, sc)
     if opts.keyring:
         _join_session_keyring(opts.keyring)
     if opts.loopback:
@@ -242,7 +243,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         finally:
             sock.close()
     rootfs = RootfsBuilder(cfg, in_userns, "cgroup" in plan.new or any(t == "cgroup" for t, _ in plan.join_paths),
-                           src_fds, mount_ns)
+                           src_fds, mount_ns, sc=sc)
     rootfs.prepare()
     if opts.debug:
         chan.send(M.DEBUG, "mounts and devices made in the new root %s" % cfg.root_path)
@@ -268,15 +269,15 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     if opts.console is not None:
         from runtime.console import attach_pty
 
-        attach_pty(opts.console, cfg.process.console_size, dev_console=True)
+        attach_pty(opts.console, cfg.process.console_size, dev_console=True, sc=sc)
     else:
         # A session of its own, as runc's init (nsexec) has: the caller's session lies outside the pid
         # namespace, and CRIU refuses to dump a tree whose session leader it cannot see.
-        os.setsid()
+        sc.setsid()
     if cfg.hostname is not None:
-        L.sethostname(cfg.hostname)
+        sc.sethostname(cfg.hostname)
     if cfg.domainname is not None:
-        L.setdomainname(cfg.domainname)
+        sc.setdomainname(cfg.domainname)
     if cfg.linux.sysctl:
         _write_sysctls(cfg.linux.sysctl)
     try:  # as runc: a missing cwd is made, before the root goes read-only
@@ -285,10 +286,11 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         raise PyrunError("creating cwd %s: %s" % (cfg.process.cwd, e.strerror)) from None
     rootfs.finish()
     proc = cfg.process
-    os.chdir(proc.cwd) if os.path.isdir(proc.cwd) else None
-    exe = P.lookup_executable(proc.args[0], proc.env)
-    os.chdir("/")
-    P.set_rlimits(proc.rlimits)
+    if os.path.isdir(proc.cwd):
+        sc.chdir(proc.cwd)  # a relative args[0] is looked up from the cwd, as runc
+    exe = P.lookup_executable(proc.args[0], proc.env, sc)
+    sc.chdir("/")
+    P.set_rlimits(proc.rlimits, sc)
     from runtime.init import sched
 
     sched.apply(proc, (cfg.raw.get("linux") or {}).get("memoryPolicy"))
@@ -296,7 +298,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         chan.send(M.DEBUG, "taking the process's identity %d:%d, capabilities%s; then waiting for start to exec %s"
                   % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
     env = P.drop_privileges(proc, seccomp_program, opts.warn, setgroups_ok,
-                            clone.seccomp_handoff(agent, chan) if agent is not None else None)
+                            clone.seccomp_handoff(agent, chan) if agent is not None else None, sc)
     fds = _proc_self_fd()
     chan.send(M.READY)
     chan.close()
@@ -305,7 +307,7 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
         from runtime.hooks import run_hooks
 
         run_hooks(cfg.hooks["startContainer"], opts.hook_state("created", host_pid), "startContainer")
-    P.exec_process(proc, exe, env, opts.preserve_fds)
+    P.exec_process(proc, exe, env, opts.preserve_fds, sc)
 
 
 _KEYCTL_JOIN_SESSION_KEYRING, _KEYCTL_SETPERM, _KEYCTL_DESCRIBE = 1, 5, 6

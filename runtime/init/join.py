@@ -158,7 +158,7 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
 
     capabilities.last_cap()  # read on the host: the container's /proc may be the image's own files
     sealed.close_held()  # nothing of the runtime's own files is reachable once we are inside
-    join(fds)
+    join(fds, sc)
     if debug:
         chan.send(M.DEBUG, "joined the namespaces of the container (%s)" % ",".join(t for t, _ in fds))
     try:
@@ -177,21 +177,22 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
         os._exit(0)
     if pidfd_sock is not None:
         pidfd_sock.close()  # the caller's socket is no business of the container's process
-    os.chdir(proc.cwd) if os.path.isdir(proc.cwd) else None
-    exe = P.lookup_executable(proc.args[0], proc.env)
-    os.chdir("/")
-    P.set_rlimits(proc.rlimits)
-    P.set_oom_score_adj(proc.oom_score_adj)
+    if os.path.isdir(proc.cwd):
+        sc.chdir(proc.cwd)  # a relative args[0] is looked up from the cwd, as runc
+    exe = P.lookup_executable(proc.args[0], proc.env, sc)
+    sc.chdir("/")
+    P.set_rlimits(proc.rlimits, sc)
+    P.set_oom_score_adj(proc.oom_score_adj, sc)
     from runtime.init import sched
 
     sched.apply(proc, (cfg.raw.get("linux") or {}).get("memoryPolicy"))
     if console is not None:
         from runtime.console import attach_pty
 
-        attach_pty(console, proc.console_size)
+        attach_pty(console, proc.console_size, sc=sc)
     sched.set_affinity(proc, "final")
     if debug:
         chan.send(M.DEBUG, "taking the process's identity %d:%d, capabilities%s; exec %s"
                   % (proc.user.uid, proc.user.gid, ", seccomp filter" if seccomp_program else "", exe))
     P.finalize_and_exec(proc, exe, preserve_fds, seccomp_program, warn, userns_setgroups=setgroups_ok,
-                        listener=clone.seccomp_handoff(agent, chan) if agent is not None else None)
+                        sc=sc, listener=clone.seccomp_handoff(agent, chan) if agent is not None else None)

@@ -40,6 +40,12 @@ class Syscall:
     def setns(self, fd: int, nstype: int = 0) -> None:
         L.setns(fd, nstype)
 
+    def sethostname(self, name: str) -> None:
+        L.sethostname(name)
+
+    def setdomainname(self, name: str) -> None:
+        L.setdomainname(name)
+
     def geteuid(self) -> int:
         return os.geteuid()
 
