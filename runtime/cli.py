@@ -96,7 +96,7 @@ COMMANDS = {
               "rootless": (BOOL, None, "generate a configuration for a rootless container")},
              [], "create a new specification file"),
     "features": ({}, [], "show the enabled features"),
-    # runc's flags, checked as runc checks them; the CRIU work itself is refused (runtime/checkpoint.py)
+    # runc's flags, checked as runc checks them; the CRIU work itself is refused (runtime/engine/checkpoint.py)
     "checkpoint": ({
         "image-path": (STR, None, "path for saving criu image files"),
         "work-path": (STR, None, "path for saving work files and logs"),
