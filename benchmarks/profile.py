@@ -41,6 +41,8 @@ def ev(name, t0, t1):
     os.write(fd, ("%s %d %.9f %.9f\n" % (name, os.getpid(), t0, t1)).encode())
 ev("interpreter start", t_spawn, t_main)
 t0 = time.perf_counter()
+from runtime.hotpath import install  # as the launcher starts: the hot path's image first
+install()
 import runtime.cli, runtime.commands, runtime.engine.run, runtime.spec.load, runtime.init, runtime.init.process
 import runtime.rootfs, runtime.cgroups, runtime.network, runtime.stdio, runtime.sealed, runtime.linux, runtime.state
 import runtime.init.capabilities, runtime.init.namespaces, runtime.init.clone, runtime.execfifo

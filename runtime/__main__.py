@@ -1,4 +1,10 @@
 """python -m runtime: the same as the pyrun command."""
-from runtime.cli import run
+import sys
+
+from runtime import hotpath
+
+if hotpath.wanted(sys.argv[1:]):
+    hotpath.install()
+from runtime.cli import run  # noqa: E402 (after the image's finder, when it is wanted)
 
 run()

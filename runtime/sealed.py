@@ -75,8 +75,11 @@ def _xoptions() -> list[str]:
     return [a for k, v in sys._xoptions.items() for a in ("-X", k if v is True else "%s=%s" % (k, v))]
 
 
-def _boot(path: list[str]) -> str:
-    return "import sys; sys.path[:] = %r; from runtime.cli import run; run()" % (path,)
+def _boot(path: list[str], real_base: str | None = None) -> str:
+    """The sealed interpreter's program: sys.path (the overlays' fd paths), the hot path's image (rebuilt
+    into real_base, pyrun's code outside the sealing, when stale), pyrun's main."""
+    return ("import sys; sys.path[:] = %r; from runtime.hotpath import install; install(%r); "
+            "from runtime.cli import run; run()" % (path, real_base))
 
 
 def _mapped_files() -> list[str]:

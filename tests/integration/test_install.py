@@ -37,7 +37,7 @@ EXTRA = {"start": {"runtime.engine.start", "runtime.reap", "select"},
 # create and run: the sealed start, the config, the init and its stages, cgroups (v1 or v2 here), mounts.
 CREATE = LIGHT | EXTRA["start"] | EXTRA["delete"] | {
                   "runtime.engine.create", "runtime.engine.run", "_cffi_backend", "runtime.linux",
-                  "runtime.linux._native", "runtime.sealed", "runtime.spec",
+                  "runtime.linux._native", "runtime.sealed", "runtime.hotpath", "runtime.spec",
                   "runtime.spec.model", "runtime.spec.load", "runtime.spec.validate", "runtime.spec.checks", "_sre",
                   "runtime.init", "runtime.init.clone", "runtime.linux.syscall",
                   "runtime.init.namespaces", "runtime.init.sync", "runtime.init.capabilities",
