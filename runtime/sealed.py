@@ -15,6 +15,20 @@ a remount; its files reopened through /proc give EROFS. The loader is run from i
 sealed file. The overlays' directory fds are held only while pyrun imports code: the init closes them
 before pivot_root, the exec'd process before it enters the container (`close_held`).
 
+libc would also map the locale (LC_CTYPE) and the gconv modules' cache, from directories the sealing
+would have to redirect (LOCPATH, GCONV_PATH); with GCONV_PATH set, libc ignores the cache and parses the
+gconv text configuration instead, ~2.5 ms of every sealed start. So unless LC_ALL is set, the sealed
+process runs with LC_ALL=C: libc then opens no locale or gconv file at all (fewer host files mapped, not
+more), and Python runs in its UTF-8 mode (file names and stdio UTF-8 with surrogateescape; runc ignores
+the locale altogether). A locale asked for with LC_ALL is loaded through the overlays as before. LC_ALL,
+LOCPATH and GCONV_PATH are set for this process only: removed from its environment at start
+(_PYRUN_SEALED_ENV), so nothing it starts inherits them. The loader's --library-path starts with the
+system's library directory: every directory before it costs each library failed lookups through a fresh
+overlay.
+
+The sealed process imports the hot path from runtime/hotpath.py's image, read through the overlay of
+pyrun's code like any module (one read instead of ~35 modules' lookups through the overlays).
+
 Where overlayfs cannot be had, the interpreter alone is copied into a sealed memfd (F_SEAL_WRITE), as
 runc's fallback does."""
 from __future__ import annotations
@@ -110,8 +124,12 @@ class _Mapped:
                 self.libdirs.append(d)
             elif "/locale/" in p and not self.locale:  # the C.UTF-8 locale libc maps
                 self.locale = p[:p.index("/locale/") + 7]
-        if self.loader and os.path.dirname(self.loader) not in self.libdirs:
-            self.libdirs.append(os.path.dirname(self.loader))
+        if self.loader:
+            # first on the loader's --library-path: the system's libraries (libc, libm, ...) are there, and
+            # each directory before it costs every library a failed lookup per hwcaps subdirectory, through
+            # a fresh overlay (~40 of them); the others hold extension modules, which are opened by path
+            d = os.path.dirname(self.loader)
+            self.libdirs = [d] + [x for x in self.libdirs if x != d]
         # glibc maps its gconv cache on first use: sealed before that, too
         self.gconv = next((os.path.join(d, "gconv") for d in self.libdirs
                            if os.path.exists(os.path.join(d, "gconv", "gconv-modules.cache"))), "")
@@ -157,12 +175,16 @@ def _overlay_plan():
 
         path = [sealed(p) for p in sys.path if p and os.path.isdir(p)]
         extra = {}
-        if m.locale and "LOCPATH" not in os.environ:
-            extra["LOCPATH"] = sealed(m.locale)
-        if m.gconv and "GCONV_PATH" not in os.environ:
-            extra["GCONV_PATH"] = sealed(m.gconv)
+        if "LC_ALL" not in os.environ:  # the C locale: libc maps no locale or gconv file (see the docstring)
+            extra["LC_ALL"] = "C"
+        else:
+            if m.locale and "LOCPATH" not in os.environ:
+                extra["LOCPATH"] = sealed(m.locale)
+            if m.gconv and "GCONV_PATH" not in os.environ:
+                extra["GCONV_PATH"] = sealed(m.gconv)
         prog = sealed_path(exe)
-        boot = [sys.executable or exe, "-IS"] + _xoptions() + ["-c", _boot(path)] + sys.argv[1:]
+        code = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        boot = [sys.executable or exe, "-IS"] + _xoptions() + ["-c", _boot(path, code)] + sys.argv[1:]
         if not loader:  # a static interpreter: nothing else is mapped
             fd = os.open(prog, os.O_PATH | os.O_CLOEXEC)
             argv = boot

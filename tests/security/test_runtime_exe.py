@@ -10,6 +10,8 @@ import os
 import shutil
 import time
 
+import pytest
+
 from lifecycle_util import wait_for
 
 WATCHER = r"""
@@ -138,9 +140,12 @@ def test_created_init_exe_is_sealed(ct, bundle, rwrootfs, cc, tmp_path):
     assert "WRITABLE" not in p.out, p.out
 
 
-def test_compiled_launcher_starts_sealed(ct, bundle, tmp_path):
+@pytest.mark.parametrize("lc_all", [None, "C.UTF-8"])
+def test_compiled_launcher_starts_sealed(ct, bundle, tmp_path, lc_all):
     """The launcher pip installs (runtime/launcher.c) seals without the Python re-exec: a
-    created init started through it maps nothing but read-only overlay files, and says it was sealed."""
+    created init started through it maps nothing but read-only overlay files, and says it was sealed.
+    Without LC_ALL it runs in the C locale (libc maps no locale or gconv file at all); with LC_ALL set,
+    those libc loads come from the overlays too."""
     import subprocess
     import sys
 
@@ -153,8 +158,12 @@ def test_compiled_launcher_starts_sealed(ct, bundle, tmp_path):
     b = bundle(["true"])
     cid = ct.id()
     with open(str(tmp_path / "err"), "w+") as err:  # a file: the created init holds its stdio
+        env = dict(os.environ)
+        env.pop("LC_ALL", None)
+        if lc_all:
+            env["LC_ALL"] = lc_all
         p = subprocess.run([exe, "--root", ct.pyrun.root, "create", "-b", b.path, cid], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=err, timeout=30)
+                           stdout=subprocess.DEVNULL, stderr=err, timeout=30, env=env)
         err.seek(0)
         assert p.returncode == 0, err.read()
     pid = ct.state(cid)["pid"]
@@ -182,5 +191,7 @@ def test_compiled_launcher_starts_sealed(ct, bundle, tmp_path):
         finally:
             os.close(fd)
     assert files, "no file mappings seen"
+    if lc_all is None:
+        assert not [f for f in files if "/locale/" in f or "/gconv/" in f], files
     # the sealed process took note of its overlays and dropped the variables meant for libc alone
     assert b"_PYRUN_SEALED=" in open("/proc/%d/environ" % pid, "rb").read()
