@@ -170,7 +170,7 @@ def derive_status(record: dict, path: str) -> str:
     if cg:
         from runtime.cgroups import Cgroup
 
-        if Cgroup.from_state(cg).is_frozen():
+        if Cgroup.paused_in_state(cg):
             return "paused"
     return "running"
 

@@ -143,6 +143,30 @@ def pids_in(path: str, recursive: bool = True) -> list:
     return out
 
 
+def v1_self_frozen(freezer: str | None) -> bool:
+    """A v1 freezer directory frozen by itself (paused means frozen by us, not by a frozen ancestor:
+    runc checks freezer.self_freezing too); a freeze still under way (FREEZING) is waited for, ~1 s."""
+    if freezer is None:
+        return False
+    import time
+
+    for _ in range(1000):
+        state = read_or(freezer + "/freezer.state")
+        if state != "FREEZING":
+            break
+        time.sleep(0.001)
+    if state != "FROZEN":
+        return False
+    self_freezing = read_or(freezer + "/freezer.self_freezing")
+    return self_freezing is None or self_freezing == "1"
+
+
+def v2_self_frozen(path: str) -> bool:
+    """A cgroup2 directory frozen by its own cgroup.freeze (a frozen ancestor does not make the container
+    "paused")."""
+    return read_or(path + "/cgroup.freeze") == "1"
+
+
 def cgroup2_frozen(path: str) -> bool:
     """A cgroup2 directory frozen by its own cgroup.freeze or an ancestor's ("frozen 1" in cgroup.events
     once in effect; cgroup.freeze for a freeze still under way)."""

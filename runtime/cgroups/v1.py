@@ -449,21 +449,7 @@ class V1Cgroup(Cgroup):
         files.write(self._freezer(), "freezer.state", "THAWED")
 
     def is_frozen(self) -> bool:
-        """Paused means frozen by us, not by a frozen ancestor: runc checks freezer.self_freezing too."""
-        p = self.paths.get("freezer")
-        if p is None:
-            return False
-        import time
-
-        for _ in range(1000):
-            state = files.read_or(p + "/freezer.state")
-            if state != "FREEZING":
-                break
-            time.sleep(0.001)
-        if state != "FROZEN":
-            return False
-        self_freezing = files.read_or(p + "/freezer.self_freezing")
-        return self_freezing is None or self_freezing == "1"
+        return files.v1_self_frozen(self.paths.get("freezer"))
 
     def frozen_anywhere(self) -> bool:
         p = self.paths.get("freezer")

@@ -307,8 +307,7 @@ class V2Cgroup(Cgroup):
             os.close(fd)
 
     def is_frozen(self) -> bool:
-        """Frozen by our own cgroup.freeze (a frozen ancestor does not make the container "paused")."""
-        return files.read_or(self.path + "/cgroup.freeze") == "1"
+        return files.v2_self_frozen(self.path)
 
     def frozen_anywhere(self) -> bool:
         return files.cgroup2_frozen(self.path)

@@ -510,3 +510,39 @@ def test_forced_v2_root_knob(tmp_path, monkeypatch):
     # samples given explicitly never see the knob
     monkeypatch.setenv(mounts.TEST_V2_ROOT_ENV, str(tmp_path / "unified" / "sb-base"))
     assert Cgroup.for_container("/c1", "c1", mountinfo=mi).version == 1
+
+
+@pytest.mark.parametrize("files,paused", [
+    ({"freezer.state": "FROZEN\n", "freezer.self_freezing": "1\n"}, True),
+    ({"freezer.state": "FROZEN\n", "freezer.self_freezing": "0\n"}, False),  # an ancestor's freeze
+    ({"freezer.state": "FROZEN\n"}, True),  # no self_freezing (old kernels): frozen is ours
+    ({"freezer.state": "THAWED\n"}, False),
+])
+def test_paused_in_state_v1_is_is_frozen(tmp_path, files, paused):
+    """`state`'s "paused", read off the state record without loading the v1 module, as is_frozen says."""
+    from runtime.cgroups.v1 import V1Cgroup
+
+    freezer = tmp_path / "freezer"
+    freezer.mkdir()
+    for name, text in files.items():
+        (freezer / name).write_text(text)
+    cg = V1Cgroup({"freezer": str(freezer), "pids": str(tmp_path / "pids")}, None, {})
+    assert Cgroup.paused_in_state(cg.to_state()) is paused
+    assert cg.is_frozen() is paused
+    assert Cgroup.paused_in_state(V1Cgroup({"pids": str(tmp_path)}, None, {}).to_state()) is False
+
+
+@pytest.mark.parametrize("freeze,paused", [("1", True), ("0", False), (None, False)])
+def test_paused_in_state_v2_is_is_frozen(tmp_path, freeze, paused):
+    from runtime.cgroups.v2 import V2Cgroup
+
+    if freeze is not None:
+        (tmp_path / "cgroup.freeze").write_text(freeze + "\n")
+    cg = V2Cgroup(str(tmp_path), str(tmp_path.parent))
+    assert Cgroup.paused_in_state(cg.to_state()) is paused
+    assert cg.is_frozen() is paused
+
+
+def test_paused_in_state_refuses_an_unknown_record():
+    with pytest.raises(PyrunError, match="unknown cgroup record"):
+        Cgroup.paused_in_state({"version": 3})
