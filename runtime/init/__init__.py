@@ -145,6 +145,12 @@ def spawn(cfg, opts: InitOptions, cgroup, sc=REAL) -> int:
         if src_socks is not None:
             src_socks[0].close()
 
+    # The init's code imported here, before the clone: in the clone every import also pays copy-on-write
+    # faults on the pages it touches (and, sealed, extension modules' loads through the overlays); the
+    # init has them all before pivot_root as it must.
+    _preload(cfg)
+    import runtime.rootfs  # noqa: F401
+
     return clone.spawn(plan.clone_flags if fast else 0, cgroup.open_entry() if cgroup is not None else None,
                        keep, body, protocol, stdio=opts.stdio, console=opts.console, agent=agent,
                        after_clone=after_clone, died=lambda status: _died_early(status, cfg), finish=finish, sc=sc)
