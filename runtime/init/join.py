@@ -122,6 +122,12 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
         spawned.wait(first)  # the intermediate exits once it has reported the pid
         return pid
 
+    # The intermediate's modules imported before the clone, as spawn() does for the init: in the clone
+    # every import also pays copy-on-write faults (and, sealed, extension modules' loads through overlays).
+    from runtime.init import capabilities, process, sched  # noqa: F401
+    if proc.rlimits:
+        import resource  # noqa: F401
+
     return clone.spawn(0, cgroup.open_entry() if cgroup is not None else None, keep, body, protocol, stdio=stdio,
                        before_entry=before_entry, console=console, agent=agent, after_clone=after_clone,
                        died=lambda status: _EXITED, sc=sc)
