@@ -118,9 +118,22 @@ def test_run_and_create_import_only_the_hot_path(installed, rootfs, tmp_path_fac
         # the first start of this installation compiles its schema validators (cached in PYRUN_CACHE_DIR)
         p, _ = profiled(installed, rt.argv + ["--root", rt.root, "run", "-b", b.path, "inst-warm"])
         assert p.returncode == 0, p.err
+        # the warm-up's sealed process also wrote the hot path's image into the installed package (the
+        # code's real directory, outside its read-only overlay), current for the installed sources
+        code = subprocess.run([os.path.join(installed["venv"], "bin", "python"), "-I", "-c",
+                               "import os, runtime; print(os.path.dirname(os.path.dirname(runtime.__file__)))"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        from runtime import hotpath
+
+        image = hotpath._read(hotpath.image_path(code))
+        assert image is not None, "no hot path image at %s" % hotpath.image_path(code)
+        good, current = hotpath._fresh(code, image)
+        assert current and "runtime.lifecycle" in good, sorted(good)
+        before = os.stat(hotpath.image_path(code)).st_mtime_ns
         p, mods = profiled(installed, rt.argv + ["--root", rt.root, "run", "-b", b.path, "inst-run"])
         assert p.returncode == 0, p.err
         check_hot(mods, CREATE, "run")
+        assert os.stat(hotpath.image_path(code)).st_mtime_ns == before, "a current image was rewritten"
         p, mods = profiled(installed, rt.argv + ["--root", rt.root, "create", "-b", b.path, "inst-create"])
         assert p.returncode == 0, p.err
         check_hot(mods, CREATE, "create")
