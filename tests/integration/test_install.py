@@ -128,7 +128,7 @@ def test_run_and_create_import_only_the_hot_path(installed, rootfs, tmp_path_fac
         image = hotpath._read(hotpath.image_path(code))
         assert image is not None, "no hot path image at %s" % hotpath.image_path(code)
         good, current = hotpath._fresh(code, image)
-        assert current and "runtime.lifecycle" in good, sorted(good)
+        assert current and "runtime.engine.create" in good, sorted(good)
         before = os.stat(hotpath.image_path(code)).st_mtime_ns
         p, mods = profiled(installed, rt.argv + ["--root", rt.root, "run", "-b", b.path, "inst-run"])
         assert p.returncode == 0, p.err

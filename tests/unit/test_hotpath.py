@@ -36,7 +36,7 @@ def run_py(base: str, code: str) -> str:
 
 def test_built_image_reads_back_current(tree):
     index, code = hotpath.build(tree)
-    assert "runtime.cli" in index and "runtime.lifecycle" in index
+    assert "runtime.cli" in index and "runtime.engine.create" in index
     assert hotpath.write(tree, index, code)
     hot, idx, blob = hotpath._read(hotpath.image_path(tree))
     assert hot == hotpath.HOT and idx == index and bytes(blob) == code

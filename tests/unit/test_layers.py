@@ -16,8 +16,8 @@ RUNTIME = os.path.join(REPO, "runtime")
 
 # The layers, highest first: a module imports from its own layer or a lower one only.
 LAYERS = {
-    # 7 entry points: the interpreter's -m, the launcher's build (stdlib only)
-    "runtime.__main__": 7, "runtime.launcher": 7,
+    # 7 entry points: the interpreter's -m, the launcher's build (stdlib only), the hot path's image
+    "runtime.__main__": 7, "runtime.launcher": 7, "runtime.hotpath": 7,
     # 6 runc's flags, exit codes, errors as one line; the sealed re-exec before any command
     "runtime.cli": 6,
     # 5 one function per subcommand: flags into an engine call, its output printed
