@@ -164,14 +164,16 @@ def derive_status(record: dict, path: str) -> str:
         return "creating" if init_alive(record) else "stopped"
     if not init_alive(record):
         return "stopped"
-    if execfifo.pending(path):
-        return "created"
+    # Frozen first, as runc: a created container can be paused too, and then reads "paused" (resume and
+    # delete --force go by that), although its exec fifo still waits.
     cg = record.get("cgroup")
     if cg:
         from runtime.cgroups import Cgroup
 
         if Cgroup.paused_in_state(cg):
             return "paused"
+    if execfifo.pending(path):
+        return "created"
     return "running"
 
 

@@ -386,6 +386,9 @@ case("pause-resume", "pause then resume: state paused, then running", probe=["sl
      expect=r"status=paused[\s\S]*status=running")
 case("pause-delete-force", "delete --force of a paused container", probe=["sleep", "30"],
      steps=[*RUNNING, ("pause", "{id}"), DELETE, DELETE_F, STATE], expect=r"delete --force <ID> -> 0")
+case("pause-created", "pause of a created container: state paused; resume: created again; delete --force",
+     probe=["true"], steps=[CREATE, ("pause", "{id}"), STATE, ("resume", "{id}"), STATE, DELETE_F, STATE],
+     expect=r"status=paused[\s\S]*status=created[\s\S]*delete --force <ID> -> 0")
 case("pause-missing", "pause of a nonexistent container fails", steps=[("pause", "{id}")], expect=r"pause <ID> -> 1")
 case("resume-not-paused", "resume of a running container fails", probe=["sleep", "30"],
      steps=[*RUNNING, ("resume", "{id}"), DELETE_F], expect=r"resume <ID> -> 1")
