@@ -25,7 +25,9 @@ STARTUP = {"_io", "marshal", "posix", "_frozen_importlib_external", "time", "zip
 # Container only: each command imports its own operation, below).
 LIGHT = STARTUP | {"runtime", "runtime.errors", "runtime.cli", "runtime.commands", "runtime.engine",
                    "runtime.engine.container", "runtime.execfifo", "runtime.state", "runtime.fastjson", "_json",
-                   "fcntl"}
+                   "fcntl",
+                   # the status: a container's freezer state is read (paused before created, as runc)
+                   "errno", "runtime.cgroups", "runtime.cgroups.files"}
 # What some of them use besides: their operation; start waits on the exec fifo with select; delete removes
 # the cgroups. None of them imports create's modules.
 CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups.files", "runtime.cgroups.convert", "runtime.cgroups.mounts",
