@@ -17,6 +17,7 @@ from runtime.linux.syscall import REAL, Syscall
 from runtime.errors import PyrunError
 
 _RESOLVE = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
+_EAGAIN_TRIES = 128
 
 
 def _rel(path: str) -> str:
@@ -28,6 +29,14 @@ def open_in_root(rootfd: int, path: str, flags: int = os.O_PATH, nofollow: bool 
     """An fd for `path` resolved inside `rootfd`. `nofollow`: a symlink anywhere on the way is an error
     (ELOOP), for the destinations that must be ordinary directories (/proc, /sys)."""
     resolve = _RESOLVE | (L.RESOLVE_NO_SYMLINKS if nofollow else 0)
+    # A walk through `..` fails with EAGAIN when a rename or mount anywhere on the host raced it (the
+    # kernel cannot then prove it stayed inside): openat2(2) leaves the retry to the caller. A busy host
+    # (other containers starting) must not fail a create for it; a walk that never settles still does.
+    for _ in range(_EAGAIN_TRIES - 1):
+        try:
+            return sc.openat2(rootfd, _rel(path), flags, 0, resolve)
+        except BlockingIOError:
+            continue
     return sc.openat2(rootfd, _rel(path), flags, 0, resolve)
 
 

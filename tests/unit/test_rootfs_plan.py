@@ -103,6 +103,36 @@ def test_a_symlink_in_the_image_pointing_outside_lands_inside():
     assert f.tree[ROOT + "/vol/data/x"].data == b"volume"  # the bind shows the source's files
 
 
+def _eagain_times(n: int):
+    """A `when` for FakeSyscall.fail: the first `n` openat2 walks through `..` race a host rename."""
+    left = [n]
+
+    def when(_dirfd, path, *_):
+        if ".." in path.split("/") and left[0] > 0:
+            left[0] -= 1
+            return True
+        return False
+    return when
+
+
+def test_a_walk_raced_by_a_host_rename_is_retried():
+    # openat2 gives EAGAIN when a rename or mount anywhere on the host races a `..` walk; the mount still
+    # lands inside the root, where the walk leads.
+    f = host()
+    f.fail("openat2", errno.EAGAIN, when=_eagain_times(3))
+    build(f, config(mounts=[{"destination": "/etc/../data", "type": "tmpfs", "source": "tmpfs"}]))
+    assert f.mount_at(ROOT + "/data").fstype == "tmpfs"
+    assert sum(1 for c in f.calls_of("openat2") if ".." in c[2]) >= 4
+
+
+def test_a_walk_that_never_settles_fails():
+    f = host()
+    f.fail("openat2", errno.EAGAIN, when=_eagain_times(10 ** 6))
+    with pytest.raises(OSError) as e:
+        build(f, config(mounts=[{"destination": "/etc/../data", "type": "tmpfs", "source": "tmpfs"}]))
+    assert e.value.errno == errno.EAGAIN
+
+
 def test_proc_on_a_symlink_is_refused():
     f = host()
     del f.tree[ROOT + "/proc"]
