@@ -1,8 +1,8 @@
 """What the benchmarks share: a bundle, the runtimes' command lines, timed calls, medians, JSON results.
 
 Every benchmark measures pyrun and runc in the same run, alternating them in one loop (the machine's
-load then weighs on both alike), and prints ratios pyrun/runc. State roots live on /run (tmpfs), as the
-runtimes' defaults do."""
+load then weighs on both alike), and prints ratios pyrun/runc. State roots live on /run, as the runtimes'
+defaults do (tmpfs on most hosts; `fs_type` says what it is where the benchmarks ran)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,18 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from startup import make_bundle  # noqa: E402,F401
+
+
+def fs_type(path: str) -> str:
+    """The filesystem type of the mount holding `path` (the longest mount point above it)."""
+    path, best, typ = os.path.realpath(path), "", "?"
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[1].replace("\\040", " ")
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                best, typ = point, fields[2]
+    return typ
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

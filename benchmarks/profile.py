@@ -168,7 +168,7 @@ def main() -> None:
     steps: dict[str, list[float]] = {}
     order: list[str] = []
     totals = {"runc": [], "pyrun": [], "pyrun unsealed": [], "profiled": [], "python -IS -c pass": []}
-    # State roots on /run (tmpfs), as pyrun's and runc's defaults: on a disk, fsyncs would dominate.
+    # State roots on /run, as pyrun's and runc's defaults (the same filesystem for both).
     with tempfile.TemporaryDirectory(prefix="pyrun-profile-") as tmp, \
             tempfile.TemporaryDirectory(prefix="pyrun-profile-", dir="/run") as run:
         bundle = make_bundle(tmp, a.runc)
