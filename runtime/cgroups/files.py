@@ -198,6 +198,15 @@ def _rmdir_retry(path: str) -> None:
 def remove_tree(path: str) -> None:
     """The container's cgroup and any sub-cgroups its processes made (a nested runtime, systemd),
     deepest first. cgroupfs dirs only ever contain control files and sub-cgroups."""
+    # One rmdir first: the common cgroup has no sub-cgroup and no task left, and then the listing is
+    # not needed (delete removes one per v1 hierarchy). Anything else takes the full way below.
+    try:
+        os.rmdir(path)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
     try:
         with os.scandir(path) as it:
             subs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
