@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 
 from runtime.cgroups import Cgroup, files
-from runtime.cgroups import convert as C
 from runtime.errors import PyrunError
+
+# runtime.cgroups.convert (the resources' values checked and converted) is imported by the methods that
+# write resources, not here: pause, resume and delete load this module without it (~0.2 ms).
 
 # Hierarchies whose processes list is the container's (first mounted wins), for pids()/stats.
 _PIDS_FROM = ("pids", "freezer", "devices", "memory", "cpu", "cpuacct", "cpuset", "blkio")
@@ -239,6 +241,8 @@ class V1Cgroup(Cgroup):
                              "them" % p)
 
     def _memory(self, m: dict) -> None:
+        from runtime.cgroups import convert as C
+
         limit = C.get_int(m, "limit", "memory")
         swap = C.get_int(m, "swap", "memory")
         reservation = C.get_int(m, "reservation", "memory")
@@ -299,6 +303,8 @@ class V1Cgroup(Cgroup):
             files.write(p, "memory.memsw.limit_in_bytes", swap)
 
     def _cpu(self, c: dict) -> None:
+        from runtime.cgroups import convert as C
+
         shares = C.get_int(c, "shares", "cpu")
         quota = C.get_int(c, "quota", "cpu")
         period = C.get_int(c, "period", "cpu")
@@ -343,11 +349,15 @@ class V1Cgroup(Cgroup):
             files.write(p, "cpu.rt_runtime_us", rt_runtime)
 
     def _pids(self, pd: dict) -> None:
+        from runtime.cgroups import convert as C
+
         value = C.pids_max(pd)
         if value is not None:
             files.write(self._need("pids", "pids.limit"), "pids.max", value)
 
     def _blkio(self, b: dict) -> None:
+        from runtime.cgroups import convert as C
+
         weight = C.get_int(b, "weight", "blockIO")
         leaf = C.get_int(b, "leafWeight", "blockIO")
         wdev = b.get("weightDevice") or []
@@ -385,6 +395,8 @@ class V1Cgroup(Cgroup):
                     C.get_int(td, "major", what), C.get_int(td, "minor", what), C.get_int(td, "rate", what)))
 
     def _hugetlb(self, limits: list) -> None:
+        from runtime.cgroups import convert as C
+
         if not limits:
             return
         p = self._need("hugetlb", "hugepageLimits")
@@ -399,6 +411,8 @@ class V1Cgroup(Cgroup):
                 files.write(p, "hugetlb.%s.rsvd.limit_in_bytes" % size, limit)
 
     def _network(self, n: dict) -> None:
+        from runtime.cgroups import convert as C
+
         classid = C.get_int(n, "classID", "network")
         if classid:
             files.write(self._need("net_cls", "network.classID"), "net_cls.classid", classid)
@@ -484,6 +498,8 @@ class V1Cgroup(Cgroup):
 
 
 def rdma_line(dev: str, lim: dict) -> str:
+    from runtime.cgroups import convert as C
+
     parts = [dev]
     if lim.get("hcaHandles") is not None:
         parts.append("hca_handle=%d" % C.as_int(lim["hcaHandles"], "rdma.hcaHandles"))

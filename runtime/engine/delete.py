@@ -6,9 +6,10 @@ import time
 
 from runtime import state as S
 from runtime.engine.container import Container, container_pids, remove_dir
-from runtime.engine.kill import kill_all
 from runtime.errors import NotFound, PyrunError
-from runtime.reap import kill_and_reap
+
+# engine.kill and runtime.reap are imported where something is left to kill: the delete of a stopped
+# container (the common one) goes without them.
 
 
 def delete(ctx, cid: str, force: bool = False) -> None:
@@ -41,6 +42,9 @@ def destroy(c: Container) -> None:
             net_error = e
     cg = c.cgroup()
     if S.init_alive(c.record):
+        from runtime.engine.kill import kill_all
+        from runtime.reap import kill_and_reap
+
         if cg is not None:
             paused = c.status == "paused"
             kill_all(c, cg, 9)
@@ -51,6 +55,8 @@ def destroy(c: Container) -> None:
         for _ in range(100):
             if not container_pids(c, cg):
                 break
+            from runtime.engine.kill import kill_all
+
             kill_all(c, cg, 9)
             time.sleep(0.01)
         try:

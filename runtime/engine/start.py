@@ -4,7 +4,6 @@ from __future__ import annotations
 from runtime import execfifo, state as S
 from runtime.engine.container import Container
 from runtime.errors import PyrunError
-from runtime.reap import kill_and_reap
 
 
 def start(ctx, cid: str, c: Container | None = None) -> Container:
@@ -26,6 +25,8 @@ def start(ctx, cid: str, c: Container | None = None) -> Container:
             run_hooks(c.config().hooks["poststart"], c.hook_state("running", c.pid), "poststart",
                       debug=ctx.log_debug if ctx.debug else None)
         except PyrunError:
+            from runtime.reap import kill_and_reap
+
             # runtime-spec 1.3: a failing poststart hook is an error; the container does not go on running
             kill_and_reap(c.pid, c.record.get("init_start"))
             raise

@@ -29,15 +29,16 @@ LIGHT = STARTUP | {"runtime", "runtime.errors", "runtime.cli", "runtime.commands
                    # the status: a container's freezer state is read (paused before created, as runc)
                    "errno", "runtime.cgroups", "runtime.cgroups.files"}
 # What some of them use besides: their operation; start waits on the exec fifo with select; delete removes
-# the cgroups. None of them imports create's modules.
-CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups.files", "runtime.cgroups.convert", "runtime.cgroups.mounts",
-           "runtime.cgroups.v1", "runtime.cgroups.v2"}
-EXTRA = {"start": {"runtime.engine.start", "runtime.reap", "select"},
+# the cgroups (without the resources' conversions, nor kill and reap unless something is left to kill).
+# None of them imports create's modules.
+CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups.files", "runtime.cgroups.mounts", "runtime.cgroups.v1",
+           "runtime.cgroups.v2"}
+EXTRA = {"start": {"runtime.engine.start", "select"},
          "kill": {"runtime.engine.kill", "runtime.reap"},
-         "delete": {"runtime.engine.delete", "runtime.engine.kill", "runtime.reap"} | CGROUPS,
+         "delete": {"runtime.engine.delete"} | CGROUPS,
          "list": {"runtime.engine.list"}}
 # create and run: the sealed start, the config, the init and its stages, cgroups (v1 or v2 here), mounts.
-CREATE = LIGHT | EXTRA["start"] | EXTRA["delete"] | {
+CREATE = LIGHT | EXTRA["start"] | EXTRA["delete"] | EXTRA["kill"] | {
                   "runtime.engine.create", "runtime.engine.run", "_cffi_backend", "runtime.linux",
                   "runtime.linux._native", "runtime.sealed", "runtime.hotpath", "runtime.spec",
                   "runtime.spec.model", "runtime.spec.load", "runtime.spec.validate", "runtime.spec.checks", "_sre",
