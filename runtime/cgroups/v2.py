@@ -10,7 +10,7 @@ from runtime.cgroups import Cgroup, files
 from runtime.errors import PyrunError
 
 # runtime.cgroups.convert (the resources' values checked and converted) is imported by the methods that
-# write resources, not here: pause, resume and delete load this module without it (~0.2 ms).
+# write resources, not here: pause, resume and delete load this module without it.
 
 
 class V2Cgroup(Cgroup):
