@@ -1,4 +1,4 @@
-"""Starting a container's init: the parent half (`spawn`) and the child half (`_container_init`), in
+"""Starting a container's init: the parent half (`spawn`) and the child half (`container_init`), in
 explicit stages over a sync channel (its messages: runtime/init/sync.py; the clone around both halves,
 shared with exec: runtime/init/clone.py).
 
@@ -80,7 +80,7 @@ def spawn(cfg, opts: InitOptions, cgroup, sc=REAL) -> int:
     def body(child):
         if not fast:
             _intermediate(plan, join_fds, child, sc)
-        _container_init(cfg, opts, plan, child, state_fd, agent, (src_socks[1], len(sources)) if sources else None,
+        container_init(cfg, opts, plan, child, state_fd, agent, (src_socks[1], len(sources)) if sources else None,
                         sc)
 
     def after_clone():  # parent: what only the child needed
@@ -118,7 +118,7 @@ def spawn(cfg, opts: InitOptions, cgroup, sc=REAL) -> int:
         if cgroup is not None and spawned.entry is None:
             cgroup.add(init)
         parent.send(M.SETUP, str(init))  # the init's pid as the host sees it, for hooks' state
-        while True:  # the init's half: _container_init
+        while True:  # the init's half: container_init
             verb, payload = parent.recv()
             if verb == M.HOOKS:
                 from runtime.hooks import run_hooks
@@ -200,7 +200,7 @@ def _intermediate(plan: NamespacePlan, join_fds, chan: Channel, sc=REAL) -> None
         os._exit(0)
 
 
-def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int,
+def container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int,
                     agent=None, sources=None, sc=REAL) -> None:
     """Child half; returns only by raising (the final step is execve).
 
@@ -214,9 +214,17 @@ def _container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, 
     from runtime.init import process as P
     from runtime.rootfs import RootfsBuilder
 
-    sc.prctl(L.PR_SET_DUMPABLE, 0)
+    # Non-dumpable makes /proc/<init>/* the host root's: a runtime without root could then no longer open
+    # the uid_map and gid_map it writes for an init born in a new user namespace. So such an init stays
+    # dumpable until SETUP, which the parent sends once the maps are written (as runc's nsexec does);
+    # until then nothing of the container runs, and nothing else shares its new namespaces.
+    maps_pending = plan.new_user and not plan.join_paths
+    if not maps_pending:
+        sc.prctl(L.PR_SET_DUMPABLE, 0)
     _die_on_signals()
     host_pid = int(chan.expect(M.SETUP))
+    if maps_pending:
+        sc.prctl(L.PR_SET_DUMPABLE, 0)
     _preload(cfg)
     caps.last_cap()  # read (and kept) now: after pivot_root /proc may be the image's own files
     # Also when pyrun itself runs in a user namespace (rootless podman's): no device node can be made there.
