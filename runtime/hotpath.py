@@ -122,26 +122,17 @@ def build(base: str, filename_base: str | None = None) -> tuple[dict, bytes]:
 
 
 def write(base: str, index: dict, code: bytes) -> bool:
-    """The image written atomically (a temporary file renamed into place); False if it cannot be."""
+    """The image written atomically (runtime.state.write_atomic: a fresh temporary file renamed into
+    place); False if it cannot be. Imported here only: a rebuild is rare, and every start reads."""
+    from runtime.state import write_atomic
+
     path = image_path(base)
-    tmp = "%s.%d.tmp" % (path, os.getpid())
     head = marshal.dumps((HOT, index))
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        try:
-            data = memoryview(b"".join((_MAGIC, len(head).to_bytes(4, "little"), head, code)))
-            while data:
-                data = data[os.write(fd, data):]
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        write_atomic(path, b"".join((_MAGIC, len(head).to_bytes(4, "little"), head, code)), 0o644, durable=False)
         return True
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         return False
 
 

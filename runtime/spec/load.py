@@ -129,35 +129,21 @@ def _read_artefact(path: str, kind: str):
 
 
 def _write_artefact(directory: str, name: str, codes: dict) -> bool:
-    """Write atomically (a temporary file renamed into place); False if `directory` cannot take it."""
+    """Write atomically (runtime.state.write_atomic); False if `directory` cannot take it."""
+    from runtime.state import write_atomic
+
     index, blobs, offset = {}, [], 0
     for kind, blob in codes.items():
         index[kind] = (offset, len(blob))
         blobs.append(blob)
         offset += len(blob)
     header = marshal.dumps(index)
-    data = memoryview(b"".join([_MAGIC, len(header).to_bytes(4, "little"), header] + blobs))
-    tmp = os.path.join(directory, ".%s.%d.tmp" % (name, os.getpid()))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            while data:
-                data = data[os.write(fd, data):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, os.path.join(directory, name))
+        data = b"".join([_MAGIC, len(header).to_bytes(4, "little"), header] + blobs)
+        write_atomic(os.path.join(directory, name), data)
         return True
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         return False
 
 
