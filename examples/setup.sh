@@ -43,6 +43,9 @@ if ! "$venv/bin/pip" install -q --config-settings editable_mode=compat -e "$repo
 fi
 rm -f "$log"
 test -e "$repo"/runtime/linux/_native*.so || { echo "setup: the cffi module was not built" >&2; exit 1; }
+# The .pyc files, as pip writes them for a non-editable install: a sealed create/run/exec sees the code
+# read-only and compiles a module whose .pyc is stale on every start (~2 ms for runtime/hotpath.py).
+"$venv/bin/python" -m compileall -q "$repo/runtime" >/dev/null
 # The command itself: the compiled launcher (runtime/launcher.c) that pip has just built for this
 # virtualenv and installed as $venv/bin/pyrun (setup.py's build_scripts; the one way it is built). It
 # starts the interpreter in isolated mode without site (-IS: site's .pth processing and `import re` cost

@@ -3,11 +3,9 @@
 Flags are parsed from one declarative table with a small parser that follows Go's flag package, as runc
 does: `--flag value`, `--flag=value`, `-flag`, flags stop at the first positional argument. argparse is
 only built (from the same table) for --help: importing it costs ~7 ms, a fifth of runc's whole start."""
-from __future__ import annotations
-
-import os
 import sys
 
+from runtime import lightos as os
 from runtime.errors import PyrunError
 
 BOOL, STR, INT, MULTI = "bool", "str", "int", "multi"
@@ -357,7 +355,7 @@ def run() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(code if isinstance(code, int) else 1)
+    os.exit_now(code if isinstance(code, int) else 1)
 
 
 def _report(ctx, argv, msg: str) -> None:

@@ -1,9 +1,7 @@
 """One function per subcommand: check the arguments, call the engine, print what runc prints."""
-from __future__ import annotations
-
-import os
 import sys
 
+from runtime import lightos as os
 from runtime.errors import PyrunError
 
 

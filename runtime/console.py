@@ -4,8 +4,6 @@ for a foreground run/exec, back to pyrun, which then copies between its own stdi
 
 Only containers with `process.terminal` import this module (socket costs ~6 ms). Everything the child
 half needs is imported at the top: once inside the container, the host's Python library is gone."""
-from __future__ import annotations
-
 import fcntl
 import os
 import socket

@@ -12,9 +12,7 @@ halves, side by side:
                                            dead init cannot hang `start`; removes the fifo
     state            pending(dir)          the fifo is there: created, not started yet
 """
-from __future__ import annotations
-
-import os
+from runtime import lightos as os
 
 NAME = "exec.fifo"
 

@@ -1,8 +1,6 @@
 """JSON for the hot path without `import json`, whose decoder imports `re` (and `re` imports `enum`):
 ~5 ms, a fifth of runc's whole start. The stdlib's own C accelerator `_json` does the real work here,
 exactly as json.loads/json.dumps would; anything unusual falls back to the json module."""
-from __future__ import annotations
-
 try:
     import _json
 except ImportError:  # pragma: no cover - CPython always has it

@@ -2,8 +2,6 @@
 
 Built from the same tables the engine uses (mount options, capabilities, seccomp actions, hooks), so it
 cannot claim something the code does not do."""
-from __future__ import annotations
-
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
 DEVICES_ANNOTATION = "org.pyrun.cgroup.devices"
 NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]

@@ -1,6 +1,4 @@
 """OCI hooks: each gets the container state JSON on stdin and must finish within its timeout."""
-from __future__ import annotations
-
 from runtime import fastjson
 from runtime.errors import PyrunError
 

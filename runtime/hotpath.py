@@ -19,8 +19,6 @@ by root or by this user and writable by no one else. In a sealed process the ima
 overlay the code is sealed in (sys.path[0] is its fd path), so nothing read is outside the sealing.
 
 Never fatal: any failure leaves the import system as it was."""
-from __future__ import annotations
-
 import marshal
 import os
 import sys
@@ -29,7 +27,8 @@ import sys
 # that `run` imports none of pyrun's modules outside it): `runtime` and this module excepted, which the
 # boot imports the usual way to get here.
 HOT = (
-    "runtime.errors", "runtime.cli", "runtime.commands", "runtime.engine", "runtime.engine.container",
+    "runtime.lightos", "runtime.errors", "runtime.cli", "runtime.commands", "runtime.engine",
+    "runtime.engine.container",
     "runtime.engine.create", "runtime.engine.run", "runtime.engine.start", "runtime.engine.kill",
     "runtime.engine.delete", "runtime.engine.exec", "runtime.reap", "runtime.execfifo", "runtime.state",
     "runtime.fastjson", "runtime.cgroups", "runtime.cgroups.files", "runtime.cgroups.convert",

@@ -6,8 +6,6 @@ magic links (/proc/self/fd/N, /proc/PID/root). What is then mounted, made or cha
 we got (mounts are attached to it with move_mount, nodes made with mknodat in the parent's fd), so a
 symlink swapped into the path afterwards (another container sharing a volume, renaming in a loop) can
 only ever redirect a later, separate lookup, never this one (CVE-2021-30465)."""
-from __future__ import annotations
-
 import errno
 import os
 import stat

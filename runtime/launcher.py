@@ -10,8 +10,6 @@ directory it runs from, the interpreter, pyrun's code) and otherwise starts `pyt
 interpreter next to it: correct wherever the wheel went (--user, --target, another prefix), slower.
 
 Only the standard library here: setup.py loads this file by path, before pyrun is importable."""
-from __future__ import annotations
-
 import json
 import os
 import shlex

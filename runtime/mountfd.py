@@ -1,8 +1,6 @@
 """Mounts made with the new mount API: built detached, given all their attributes, then attached to an
 fd of their mount point. Nothing is remounted by path afterwards, so no second walk can be raced (a
 `["bind", "ro"]` mount is read-only from the moment it appears)."""
-from __future__ import annotations
-
 from runtime import linux as L
 from runtime.linux.syscall import REAL, Syscall
 

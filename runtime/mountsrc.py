@@ -18,8 +18,6 @@ runc 1.2): bind mounts only; `ridmap` maps every mount of an `rbind` tree, `idma
 either option) the top one; mappings on the mount are a user namespace made for them (a child that
 unshares one, its maps written by the runtime), without mappings `idmap` takes the container's own user
 namespace. Both uid and gid mappings must be given, or neither."""
-from __future__ import annotations
-
 import os
 
 from runtime import linux as L

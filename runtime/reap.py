@@ -3,11 +3,9 @@
 Light on purpose (os and time only): `kill` and `delete` use it on the hot path. `sc` is anything with
 `kill(pid, sig)` and `waitpid(pid, options)`: the `os` module by default, runtime.linux.syscall.REAL
 from the clone skeleton, or a test's fake."""
-from __future__ import annotations
-
-import os
 import time
 
+from runtime import lightos as os
 from runtime.state import proc_start_time
 
 CHILD = object()  # kill_and_reap's start_time for a process this one cloned: no start time to check

@@ -5,8 +5,6 @@ Every destination is opened inside the rootfs by fd (runtime.inroot: openat2 wit
 symlinks and `..` resolve as if the rootfs were `/`), and every mount is built detached with all its
 attributes and attached to that fd (runtime.mountfd): no path is walked twice, so neither a symlink in
 the image nor one swapped in by another container can send a mount, or a read-only remount, elsewhere."""
-from __future__ import annotations
-
 import os
 import stat
 

@@ -13,8 +13,6 @@ Two notions, as in runc:
   host's nodes, bound, with the host's permissions).
 
 Imported by create only; os and runtime.state (loaded by every command anyway) only."""
-from __future__ import annotations
-
 import os
 
 from runtime.errors import ConfigError, PyrunError

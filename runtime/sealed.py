@@ -31,8 +31,6 @@ pyrun's code like any module (one read instead of ~35 modules' lookups through t
 
 Where overlayfs cannot be had, the interpreter alone is copied into a sealed memfd (F_SEAL_WRITE), as
 runc's fallback does."""
-from __future__ import annotations
-
 import os
 import sys
 

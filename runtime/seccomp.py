@@ -10,8 +10,6 @@ back to the older call instead of failing with EPERM.
 SCMP_ACT_NOTIFY (a seccomp agent): the filter is installed with SECCOMP_FILTER_FLAG_NEW_LISTENER; the
 listener fd and runtime-spec's ContainerProcessState go to the agent at `listenerPath` over SCM_RIGHTS
 (`send_to_agent`, run by pyrun on the host side, as runc does)."""
-from __future__ import annotations
-
 import os
 
 from runtime.errors import ConfigError, PyrunError

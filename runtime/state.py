@@ -4,12 +4,10 @@ state.json is replaced atomically (temp file, fsync, rename) so a reader never s
 every command that changes a container holds the directory's flock. The status is never taken from the
 file alone: it is derived from the live init process (checked against its recorded start time, so a
 recycled PID does not pass for the container), the exec fifo and the freezer."""
-from __future__ import annotations
-
 import fcntl
-import os
 import time
 
+from runtime import lightos as os
 from runtime import OCI_VERSION, execfifo, fastjson
 from runtime.errors import NotFound, PyrunError
 

@@ -8,8 +8,6 @@ A pipe end reopened is only that pipe.
     parent: Pipes() before the clone; the child dup2()s child_fds() onto 0, 1, 2; after_clone() closes
     them here; pump_until_exit() copies stdin in, stdout/stderr out, until the process exits (signals
     still reach their handlers: poll() is retried after each); drain() copies what is left."""
-from __future__ import annotations
-
 import os
 
 

@@ -14,8 +14,6 @@ Used by the engine (runtime/engine/create.py, delete.py) as:
 OOM: `oom_count()` is a cheap counter to poll (v1 memory.oom_control oom_kill, v2 memory.events oom_kill);
 `events` polls it (runtime/engine/events.py).
 """
-from __future__ import annotations
-
 from runtime.errors import PyrunError
 
 __all__ = ["Cgroup", "PyrunError"]
@@ -113,6 +111,25 @@ class Cgroup:
         if v == 1:
             return files.v1_self_frozen(d["paths"].get("freezer"))
         raise PyrunError("container state: unknown cgroup record %r" % (d,))
+
+    @staticmethod
+    def remove_empty_in_state(d: dict) -> bool:
+        """from_state(d).destroy() of a cgroup with nothing left in it, without the v1 or v2 module
+        (~0.5 ms of a `delete`): files.remove_if_empty. False, having removed nothing the full way needs,
+        for a systemd unit, a cgroup pyrun did not make, or one something is still in."""
+        from runtime.cgroups import files
+
+        v = d.get("version")
+        created = list(d.get("created") or ())
+        if v == 2 and not d.get("systemd"):
+            return files.remove_if_empty([d["path"]], created, d["path"])
+        if v == 1:
+            leaves = []
+            for p in list(d["paths"].values()) + ([d["unified"]] if d.get("unified") else []):
+                if p not in leaves:
+                    leaves.append(p)
+            return files.remove_if_empty(leaves, created, files.v1_pids_dir(d["paths"], leaves))
+        return False
 
     def plan(self) -> None:
         """Before create(): record the directories create() is going to make, so that a state file saved

@@ -1,7 +1,5 @@
 """OCI resource values -> cgroup file values, with runc's conversions (so the same config.json gives
 the same cgroup on either runtime)."""
-from __future__ import annotations
-
 from runtime.errors import PyrunError
 
 MAX_UINT64 = 2 ** 64 - 1

@@ -25,8 +25,6 @@ and at the end `return default`. The context (struct bpf_cgroup_dev_ctx) is
 Replacing a program (`pyrun update`) never opens a window: the new program is attached before the old
 one goes (in one step with BPF_F_REPLACE when there is exactly one old program; otherwise both run, and
 a device must pass both, until the old one is detached)."""
-from __future__ import annotations
-
 import errno
 import os
 import struct

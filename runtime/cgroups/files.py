@@ -1,10 +1,8 @@
 """cgroupfs I/O: raw os.open/os.read/os.write (one syscall each, no buffered file objects), and every
 failure the user must see turned into a PyrunError that names the file and the value."""
-from __future__ import annotations
-
 import errno
-import os
 
+from runtime import lightos as os
 from runtime.errors import PyrunError
 
 _O_R = os.O_RDONLY | os.O_CLOEXEC
@@ -217,6 +215,39 @@ def remove_tree(path: str) -> None:
     for sub in subs:
         remove_tree(sub)
     _rmdir_retry(path)
+
+
+# The v1 hierarchy whose cgroup.procs stands for the container's processes: the first of these it has.
+V1_PIDS_FROM = ("pids", "freezer", "devices", "memory", "cpu", "cpuacct", "cpuset", "blkio")
+
+
+def v1_pids_dir(paths: dict, dirs: list) -> str | None:
+    for c in V1_PIDS_FROM:
+        d = paths.get(c)
+        if d is not None:
+            return d
+    return dirs[0] if dirs else None
+
+
+def remove_if_empty(leaves: list, created: list, first: str | None) -> bool:
+    """destroy() for a cgroup nothing is left in, by rmdir alone: the kernel removes no cgroup that still
+    has a process or a sub-cgroup (EBUSY, ENOTEMPTY). `first` (the directory pids() reads) goes first; if
+    it is not one pyrun made, or is not empty, nothing is removed and False says: take the full way (find
+    what is left, kill it, remove sub-cgroups). Then the other leaves pyrun made, then its parents as
+    remove_parent does. False after `first` is gone leaves the rest to the full way too."""
+    if first is None or first not in created:
+        return False
+    for d in [first] + [d for d in leaves if d != first and d in created]:
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+    for d in reversed(created):
+        if d not in leaves:
+            remove_parent(d)
+    return True
 
 
 def remove_parent(path: str) -> None:

@@ -1,8 +1,6 @@
 """`events --stats` in runc's shape (libcontainer/cgroups Stats -> runc types.Stats JSON). Go's
 `omitempty` drops zero numbers and empty lists; structs are always present. Only the `events`
 command imports this module."""
-from __future__ import annotations
-
 import os
 
 from runtime.cgroups import files

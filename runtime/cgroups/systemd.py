@@ -18,8 +18,6 @@ the init is let go), not in `create`: the init is cloned outside the cgroup and 
 
 `org.systemd.property.NAME` annotations are passed through as properties of the unit (values in the
 GVariant text forms runc's users write: "uint64 123", "true", "'text'")."""
-from __future__ import annotations
-
 import os
 import time
 

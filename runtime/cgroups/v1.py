@@ -2,10 +2,8 @@
 runc's order and with runc's file choices. In hybrid mode the cgroup2 "unified" mount also gets a
 directory holding the processes (runc does this so systemd-style tools see the container there); it
 carries no limits, as with runc."""
-from __future__ import annotations
 
-import os
-
+from runtime import lightos as os
 from runtime.cgroups import Cgroup, files
 from runtime.errors import PyrunError
 
@@ -13,9 +11,6 @@ from runtime.errors import PyrunError
 # write resources, not here: pause, resume and delete load this module without it.
 
 # Hierarchies whose processes list is the container's (first mounted wins), for pids()/stats.
-_PIDS_FROM = ("pids", "freezer", "devices", "memory", "cpu", "cpuacct", "cpuset", "blkio")
-
-
 class V1Cgroup(Cgroup):
     version = 1
 
@@ -168,13 +163,8 @@ class V1Cgroup(Cgroup):
                 "mountpoints": dict(self.mountpoints), "created": list(self.created)}
 
     def pids(self) -> list:
-        for c in _PIDS_FROM:
-            d = self.paths.get(c)
-            if d is not None:
-                return files.pids_in(d)
-        for d in self._dirs():
-            return files.pids_in(d)
-        return []
+        d = files.v1_pids_dir(self.paths, self._dirs())
+        return files.pids_in(d) if d is not None else []
 
     # -- limits -----------------------------------------------------------------------------------
     def apply(self, resources: dict | None) -> None:

@@ -1,11 +1,9 @@
 """cgroup v2: a single directory. Controllers are delegated down to it by writing every controller of the
 hierarchy root into each ancestor's cgroup.subtree_control (what runc's fs2 CreateCgroupPath does);
 limits use runc's v1->v2 conversions (cpu.weight from shares, memory.swap.max = swap - limit, ...)."""
-from __future__ import annotations
-
 import errno
-import os
 
+from runtime import lightos as os
 from runtime.cgroups import Cgroup, files
 from runtime.errors import PyrunError
 

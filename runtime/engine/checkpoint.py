@@ -12,8 +12,6 @@ requires the two to touch ("vdso: Unexpected rt vDSO area bounds"), so every `cr
 `runc checkpoint` / `runc restore`, fails. See docs/checkpoint.md.
 
 Imported only by these two commands."""
-from __future__ import annotations
-
 import os
 import subprocess
 

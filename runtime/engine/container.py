@@ -1,8 +1,6 @@
 """A container: its state directory held under its lock, with its record, and which processes are its."""
-from __future__ import annotations
 
-import os
-
+from runtime import lightos as os
 from runtime import state as S
 from runtime.errors import NotFound, PyrunError
 

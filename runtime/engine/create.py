@@ -1,6 +1,4 @@
 """create: set up everything but the user process and leave the init blocked on the exec fifo."""
-from __future__ import annotations
-
 import os
 import time
 

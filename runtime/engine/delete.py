@@ -1,10 +1,9 @@
 """delete: kill what is left of a container, remove its cgroup and state; poststop hooks."""
-from __future__ import annotations
-
-import os
 import time
 
+from runtime import lightos as os
 from runtime import state as S
+from runtime.cgroups import Cgroup
 from runtime.engine.container import Container, container_pids, remove_dir
 from runtime.errors import NotFound, PyrunError
 
@@ -40,8 +39,19 @@ def destroy(c: Container) -> None:
             network.teardown(c.record["network"], os.path.dirname(c.dir), c.id, c.pid if S.init_alive(c.record) else 0)
         except PyrunError as e:
             net_error = e
+    alive = S.init_alive(c.record)
+    # The common delete, of a stopped container: its cgroup is empty and goes by rmdir alone, without the
+    # v1/v2 modules or a listing of its processes and sub-cgroups.
+    if alive or not c.record.get("cgroup") or not Cgroup.remove_empty_in_state(c.record["cgroup"]):
+        _kill_and_remove_cgroup(c, alive)
+    remove_dir(c.dir)
+    if net_error is not None:
+        raise net_error
+
+
+def _kill_and_remove_cgroup(c: Container, alive: bool) -> None:
     cg = c.cgroup()
-    if S.init_alive(c.record):
+    if alive:
         from runtime.engine.kill import kill_all
         from runtime.reap import kill_and_reap
 
@@ -51,23 +61,21 @@ def destroy(c: Container) -> None:
             if paused:
                 cg.thaw()
         kill_and_reap(c.pid, c.record.get("init_start"))
-    if cg is not None:
-        for _ in range(100):
-            if not container_pids(c, cg):
-                break
-            from runtime.engine.kill import kill_all
+    if cg is None:
+        return
+    for _ in range(100):
+        if not container_pids(c, cg):
+            break
+        from runtime.engine.kill import kill_all
 
-            kill_all(c, cg, 9)
-            time.sleep(0.01)
-        try:
-            cg.destroy()
-        except PyrunError:
-            # A cgroup we made that others' processes joined since: theirs now, left in place.
-            if not cg.pids() or container_pids(c, cg):
-                raise
-    remove_dir(c.dir)
-    if net_error is not None:
-        raise net_error
+        kill_all(c, cg, 9)
+        time.sleep(0.01)
+    try:
+        cg.destroy()
+    except PyrunError:
+        # A cgroup we made that others' processes joined since: theirs now, left in place.
+        if not cg.pids() or container_pids(c, cg):
+            raise
 
 
 def poststop_hooks(c: Container) -> list:

@@ -1,6 +1,4 @@
 """events: the container's stats, and an oom event whenever its OOM count grows, until it stops."""
-from __future__ import annotations
-
 import time
 
 from runtime import state as S

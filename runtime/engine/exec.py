@@ -1,6 +1,4 @@
 """exec: another process in a created or running container (runtime.init.join.spawn_in)."""
-from __future__ import annotations
-
 from runtime.engine.container import Container, write_pid_file
 from runtime.errors import PyrunError
 from runtime.reap import forward_signals, wait_exit

@@ -1,6 +1,4 @@
 """kill: a signal to the init, or to every process of the container (--all)."""
-from __future__ import annotations
-
 from runtime.engine.container import Container, container_pids, judge
 from runtime.errors import PyrunError
 from runtime.reap import signal

@@ -1,8 +1,6 @@
 """list: the state of every container under the root, as runc's list shows it (with the owner)."""
-from __future__ import annotations
 
-import os
-
+from runtime import lightos as os
 from runtime import state as S
 from runtime.engine.container import Container
 from runtime.errors import NotFound, PyrunError

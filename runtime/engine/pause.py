@@ -1,6 +1,4 @@
 """pause / resume: the container's cgroup frozen and thawed."""
-from __future__ import annotations
-
 from runtime.engine.container import Container, require_cgroup
 from runtime.errors import PyrunError
 

@@ -1,6 +1,4 @@
 """ps: the container's processes, and runc's table of them: the host's `ps` filtered to those pids."""
-from __future__ import annotations
-
 from runtime import state as S
 from runtime.engine.container import Container
 from runtime.errors import PyrunError

@@ -1,6 +1,4 @@
 """run: create + start; in the foreground, forward signals, reap, and delete the container at its end."""
-from __future__ import annotations
-
 from runtime.engine.container import Container
 from runtime.engine.create import create
 from runtime.engine.delete import destroy, poststop_hooks, run_poststop

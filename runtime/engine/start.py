@@ -1,6 +1,4 @@
 """start: release the init blocked on the exec fifo; poststart hooks."""
-from __future__ import annotations
-
 from runtime import execfifo, state as S
 from runtime.engine.container import Container
 from runtime.errors import PyrunError

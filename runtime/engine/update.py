@@ -1,6 +1,4 @@
 """update: new resources for the container's cgroup."""
-from __future__ import annotations
-
 from runtime.engine.container import Container, require_cgroup
 from runtime.errors import PyrunError
 

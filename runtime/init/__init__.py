@@ -19,8 +19,6 @@ shared with exec: runtime/init/clone.py).
     write state, pid file; exit              block opening the exec fifo until `start`
                                              identity, capabilities, no_new_privs, seccomp, execve
 """
-from __future__ import annotations
-
 import os
 
 from runtime import execfifo, linux as L

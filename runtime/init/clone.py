@@ -14,8 +14,6 @@ around their own halves, in one place. The halves' messages are runtime/init/syn
     made, one PyrunError
 
 Every syscall goes through `sc` (runtime.linux.syscall.REAL unless a test passes a fake)."""
-from __future__ import annotations
-
 import os
 
 from runtime.errors import PyrunError

@@ -11,8 +11,6 @@ around both halves, shared with create: runtime/init/clone.py).
     read until EOF: an ERROR                                           no_new_privs, seccomp, execve
     line means it failed, EOF means execve happened (the channel is close-on-exec)
 """
-from __future__ import annotations
-
 import errno
 import os
 

@@ -1,7 +1,5 @@
 """Namespaces: which to create and which to join, and the two halves of the user-namespace handshake
 (the parent writes the id maps, the child waits for them), side by side."""
-from __future__ import annotations
-
 import os
 
 from runtime import linux

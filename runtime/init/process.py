@@ -1,8 +1,6 @@
 """The last stage of an init (or an exec'd process): rlimits, identity, capabilities, no_new_privs,
 then execve. Checks that can fail early (the executable, rlimits, oom_score_adj) run before the container
 is reported created, so `create` fails instead of a later `start`."""
-from __future__ import annotations
-
 import os
 import stat
 

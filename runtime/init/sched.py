@@ -3,8 +3,6 @@
 
 Child-side stages, applied as runc 1.3+ applies them: before the identity switch (a realtime policy or a
 raised I/O class needs the runtime's privileges), inherited through execve. Every error names its field."""
-from __future__ import annotations
-
 import os
 
 from runtime import linux as L

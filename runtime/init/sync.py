@@ -26,8 +26,6 @@ flow (as runc documents its sync messages):
 
 exec's child sends nothing after PID on success: the channel is close-on-exec, so EOF means execve
 happened."""
-from __future__ import annotations
-
 import os
 
 USERMAP, MAPPED, PID = "usermap", "mapped", "pid"

@@ -7,8 +7,6 @@ rename) under an exclusive flock on <root>/.network/lock, so concurrent creates 
 A lease whose container directory is gone (a pyrun killed mid-create, then the directory removed by
 hand) is reclaimed at the next allocation; `delete`, also `delete --force` after a crash, releases it
 from the container's record."""
-from __future__ import annotations
-
 import fcntl
 import os
 

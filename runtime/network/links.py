@@ -3,8 +3,6 @@ container side (eth0's address, lo, the default route) and linux.netDevices move
 
 Every host change is named in the container's record before it is made (the veth's name is fixed by
 the ID, the lease is written under the lock first, a moved device is listed before it moves)."""
-from __future__ import annotations
-
 import os
 import socket
 

@@ -1,6 +1,4 @@
 """The config `pyrun spec` writes: runc's defaults, so a bundle made for one runtime runs on the other."""
-from __future__ import annotations
-
 import os
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]

@@ -8,8 +8,6 @@ the schema files, unmarshals the config's code and runs `valid_config(doc)`, abo
 all, with no `import json`, `re` or `jsonschema`. Only a config it rejects brings in jsonschema
 (runtime.spec.validate), which names the failing JSON path; jsonschema is the reference, so a config it
 accepts is accepted. The model is then built with the checks a schema cannot express (`check_semantics`)."""
-from __future__ import annotations
-
 import marshal
 import os
 import sys
@@ -142,9 +140,38 @@ def _write_artefact(directory: str, name: str, codes: dict) -> bool:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         data = b"".join([_MAGIC, len(header).to_bytes(4, "little"), header] + blobs)
         write_atomic(os.path.join(directory, name), data)
-        return True
     except OSError:
         return False
+    _prune(directory, name)
+    return True
+
+
+KEEP_ARTEFACTS = 8
+
+
+def _prune(directory: str, written: str) -> None:
+    """Each change of the schemas or of the interpreter (an upgrade, another installation) names a new
+    file, and nothing else would ever remove the old ones: after a write, only the KEEP_ARTEFACTS newest of
+    this interpreter's files stay (enough for as many installations in use at once, each of which would
+    otherwise compile its validators again, once)."""
+    prefix = written[:written.rindex("-") + 1]
+    mine = []
+    try:
+        with os.scandir(directory) as it:
+            for e in it:
+                if e.name.startswith(prefix) and e.name.endswith(".marshal") and e.name != written:
+                    try:
+                        mine.append((e.stat(follow_symlinks=False).st_mtime_ns, e.path))
+                    except OSError:
+                        pass
+    except OSError:
+        return
+    mine.sort(reverse=True)
+    for _, path in mine[KEEP_ARTEFACTS - 1:]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _run(data, kind: str):

@@ -3,8 +3,6 @@
 Plain slotted classes rather than dataclasses: `import dataclasses` costs ~12 ms here (it pulls in
 inspect), more than a third of runc's whole start-up. Validation against the schema happens before
 these are built, so constructors only pick fields, apply the spec's defaults and resolve paths."""
-from __future__ import annotations
-
 import os
 
 

@@ -28,8 +28,6 @@ Any keyword outside SUPPORTED (and the annotations in ANNOTATIONS) stops generat
 SchemaCompileError naming the file, the JSON pointer and the keyword: a schema edit that uses something new
 fails the tests loudly instead of going unchecked.
 """
-from __future__ import annotations
-
 import json
 import math
 import os

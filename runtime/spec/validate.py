@@ -11,8 +11,6 @@ Failures are reported as one line, the JSON path of the most relevant error and 
     linux.namespaces[2].type: 'foo' is not one of ['pid', 'network', ...]
     (root): 'ociVersion' is a required property
 """
-from __future__ import annotations
-
 import json
 import os
 import re

@@ -312,3 +312,19 @@ def test_unified_on_v1_is_an_invalid_configuration(ct, sh):
     assert_one_line_error(p, "invalid configuration", "linux.resources.unified", "cgroup v1")
     assert cid not in ct.pyrun.ids()
     assert not [d for d in _dirs(cid).values() if os.path.exists(d)], "a cgroup was made"
+
+
+# -- delete of a stopped container -----------------------------------------------------------------------------
+def test_delete_of_a_stopped_container_kills_what_outlived_its_init(ct, sh):
+    """Without a pid namespace a process can outlive the init: the container reads "stopped", and a plain
+    delete still kills what is left in its cgroup and removes it (the rmdir-only removal of an empty
+    cgroup must give way to the full one here, not leave the cgroup or the process behind)."""
+    cid, p = _sleeper(ct, sh, "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo ready", pidns=False)
+    wait_for_text(p.out_path, "ready")
+    ct.wait_stopped(cid)
+    dirs = sorted(set(_dirs(cid).values()))
+    left = [int(x) for x in open(dirs[0] + "/cgroup.procs").read().split()]
+    assert len(left) == 1 and pid_alive(left[0]), left
+    assert ct.pyrun("delete", cid).returncode == 0
+    assert wait_for(lambda: not pid_alive(left[0])), "the process that outlived the init still runs"
+    assert [d for d in dirs if os.path.exists(d)] == []

@@ -149,9 +149,9 @@ def test_pids_include_sub_cgroups(cg, procs):
     a, b = sleeper(procs), sleeper(procs)
     cg.add(a.pid)
     if V1:
-        from runtime.cgroups.v1 import _PIDS_FROM
+        from runtime.cgroups.files import V1_PIDS_FROM
 
-        base = next(cg.paths[c] for c in _PIDS_FROM if c in cg.paths)
+        base = next(cg.paths[c] for c in V1_PIDS_FROM if c in cg.paths)
     else:
         base = cg.path
     sub = base + "/inner"

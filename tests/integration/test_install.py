@@ -19,11 +19,11 @@ from tests.conftest import REPO, Bundle, Runtime, base_config, leak_checked, req
 
 # What the interpreter imports before any of pyrun's code, started with -IS.
 STARTUP = {"_io", "marshal", "posix", "_frozen_importlib_external", "time", "zipimport", "_codecs", "codecs",
-           "encodings", "encodings.aliases", "encodings.utf_8", "_signal", "_abc", "abc", "io", "_stat", "stat",
-           "_collections_abc", "genericpath", "posixpath", "os", "__future__", "gc"}
+           "encodings", "encodings.aliases", "encodings.utf_8", "_signal", "_abc", "abc", "io", "gc"}
 # The light commands: flags, the state directory, the state record (the engine's package and its
-# Container only: each command imports its own operation, below).
-LIGHT = STARTUP | {"runtime", "runtime.errors", "runtime.cli", "runtime.commands", "runtime.engine",
+# Container only: each command imports its own operation, below). Not the standard os (~1 ms, with
+# _collections_abc, stat and posixpath): runtime.lightos stands in for it; nor __future__.
+LIGHT = STARTUP | {"runtime", "runtime.lightos", "runtime.errors", "runtime.cli", "runtime.commands", "runtime.engine",
                    "runtime.engine.container", "runtime.execfifo", "runtime.state", "runtime.fastjson", "_json",
                    "fcntl",
                    # the status: a container's freezer state is read (paused before created, as runc)
@@ -36,9 +36,14 @@ CGROUPS = {"errno", "runtime.cgroups", "runtime.cgroups.files", "runtime.cgroups
 EXTRA = {"start": {"runtime.engine.start", "select"},
          "kill": {"runtime.engine.kill", "runtime.reap"},
          "delete": {"runtime.engine.delete"} | CGROUPS,
-         "list": {"runtime.engine.list"}}
+         "list": {"runtime.engine.list"},
+         "pause": {"runtime.engine.pause", "runtime.cgroups.v1", "runtime.cgroups.v2"},
+         # a stopped container's: its empty cgroup goes by rmdir alone (Cgroup.remove_empty_in_state)
+         "delete-stopped": {"runtime.engine.delete"}}
+EXTRA["resume"] = EXTRA["pause"]
 # create and run: the sealed start, the config, the init and its stages, cgroups (v1 or v2 here), mounts.
 CREATE = LIGHT | EXTRA["start"] | EXTRA["delete"] | EXTRA["kill"] | {
+                  "os", "_stat", "stat", "_collections_abc", "genericpath", "posixpath", "__future__",
                   "runtime.engine.create", "runtime.engine.run", "_cffi_backend", "runtime.linux",
                   "runtime.linux._native", "runtime.sealed", "runtime.hotpath", "runtime.spec",
                   "runtime.spec.model", "runtime.spec.load", "runtime.spec.validate", "runtime.spec.checks", "_sre",
@@ -140,8 +145,12 @@ def test_run_and_create_import_only_the_hot_path(installed, rootfs, tmp_path_fac
         p, mods = profiled(installed, rt.argv + ["--root", rt.root, "create", "-b", b.path, "inst-create"])
         assert p.returncode == 0, p.err
         check_hot(mods, CREATE, "create")
-        for argv in (["state", "inst-create"], ["start", "inst-create"], ["delete", "-f", "inst-create"]):
-            p, mods = profiled(installed, rt.argv + ["--root", rt.root] + argv)
+        for argv in (["state", "inst-create"], ["pause", "inst-create"], ["resume", "inst-create"],
+                     ["start", "inst-create"], ["delete", "inst-create"]):
+            if argv[0] == "delete":
+                assert rt.wait_status("inst-create", "stopped")["status"] == "stopped"
+                argv[0] = "delete-stopped"
+            p, mods = profiled(installed, rt.argv + ["--root", rt.root] + [argv[0].split("-")[0]] + argv[1:])
             assert p.returncode == 0, p.err
             check_hot(mods, LIGHT | EXTRA.get(argv[0], set()), argv[0])
 

@@ -34,8 +34,9 @@ LAYERS = {
     "runtime.state": 2, "runtime.reap": 2, "runtime.pidfd": 2,
     # 1 leaves: the version, errors, JSON, the exec fifo's two halves
     "runtime": 1, "runtime.errors": 1, "runtime.fastjson": 1, "runtime.execfifo": 1,
-    # 0 the kernel: cffi bindings and the syscall seam; imports nothing of runtime but itself
-    "runtime.linux": 0,
+    # 0 the kernel: cffi bindings and the syscall seam, the light commands' os (posix without the stdlib
+    #   os); imports nothing of runtime but itself
+    "runtime.linux": 0, "runtime.lightos": 0,
 }
 # Besides the layers: what a package must never import, itself excepted.
 FORBIDDEN = {

@@ -698,3 +698,22 @@ def test_generated_code_imports_only_sre():
     for kind, src in schemac.sources(load.schema_dir()).items():
         imports = [line for line in src.splitlines() if line.startswith(("import ", "from "))]
         assert imports == ["import _sre"], (kind, imports)
+
+
+def test_old_cache_files_are_pruned_when_one_is_written(tmp_path):
+    """A new schema set or interpreter names a new file: the oldest beyond KEEP_ARTEFACTS go, this
+    interpreter's only (another tag's files, and other files, are not this writer's to judge)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    tag = sys.implementation.cache_tag
+    names = ["schemas-%s-%016x.marshal" % (tag, i) for i in range(load.KEEP_ARTEFACTS + 3)]
+    for i, name in enumerate(names[:-1]):
+        (cache / name).write_bytes(b"old")
+        os.utime(str(cache / name), ns=(10 ** 18 + i * 10 ** 9,) * 2)
+    other = ["schemas-othertag-%016x.marshal" % 1, "unrelated.txt"]
+    for name in other:
+        (cache / name).write_bytes(b"")
+    assert load._write_artefact(str(cache), names[-1], {"config": b"x"})
+    kept = sorted(n for n in os.listdir(str(cache)) if n.startswith("schemas-%s-" % tag))
+    assert kept == sorted(names[-load.KEEP_ARTEFACTS:]), kept  # the new one and the newest before it
+    assert all((cache / n).exists() for n in other)
