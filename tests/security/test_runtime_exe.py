@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     time_t end = time(NULL) + atoi(argv[2]);
     int me = getpid(), caught = 0;
     fprintf(out, "ready\n");
-    while (time(NULL) < end && caught < 3) {
+    while (time(NULL) < end && caught < 12) {
         DIR *d = opendir("/proc");
         struct dirent *e;
         while (d && (e = readdir(d))) {
@@ -108,13 +108,14 @@ def test_exec_process_cannot_reopen_the_runtime_for_writing(ct, bundle, rwrootfs
     cid = ct.run_detached(b).cid
     result = str(out / "result")
     assert wait_for(lambda: os.path.exists(result) and "ready" in open(result).read())
-    for _ in range(8):
+    # Until the watcher has held a joining process's mappings at least once: on a loaded machine it can
+    # come upon one too late (no longer pyrun, or its mappings no longer readable to it) a few times.
+    for _ in range(12):
         p = ct.call("exec", cid, "sleep", "0.3")
         assert p.returncode == 0, p.err
-        if open(result).read().count("caught") >= 2:
+        if any(ln.startswith("map ") for ln in open(result).read().splitlines()):
             break
-    wait_for(lambda: "done" in open(result).read() or open(result).read().count("caught") >= 2, 5)
-    time.sleep(0.5)
+    time.sleep(0.5)  # the reopens are written before the exec'd sleep ends; this is margin
     text = open(result).read()
     assert "caught" in text, "the watcher never saw the joining process: %s" % text
     reopened = [ln for ln in text.splitlines() if ln.startswith(("exe ", "map "))]
