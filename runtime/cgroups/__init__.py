@@ -124,10 +124,7 @@ class Cgroup:
         if v == 2 and not d.get("systemd"):
             return files.remove_if_empty([d["path"]], created, d["path"])
         if v == 1:
-            leaves = []
-            for p in list(d["paths"].values()) + ([d["unified"]] if d.get("unified") else []):
-                if p not in leaves:
-                    leaves.append(p)
+            leaves = files.v1_dirs(d["paths"], d.get("unified"))
             return files.remove_if_empty(leaves, created, files.v1_pids_dir(d["paths"], leaves))
         return False
 

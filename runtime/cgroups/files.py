@@ -221,6 +221,18 @@ def remove_tree(path: str) -> None:
 V1_PIDS_FROM = ("pids", "freezer", "devices", "memory", "cpu", "cpuacct", "cpuset", "blkio")
 
 
+def v1_dirs(paths: dict, unified: str | None) -> list:
+    """A v1 cgroup's directories, one per hierarchy (controllers mounted together share one), and the
+    hybrid host's cgroup2 directory last."""
+    out = []
+    for d in paths.values():
+        if d not in out:
+            out.append(d)
+    if unified and unified not in out:
+        out.append(unified)
+    return out
+
+
 def v1_pids_dir(paths: dict, dirs: list) -> str | None:
     for c in V1_PIDS_FROM:
         d = paths.get(c)

@@ -22,13 +22,7 @@ class V1Cgroup(Cgroup):
 
     # -- layout -----------------------------------------------------------------------------------
     def _dirs(self) -> list:
-        out = []
-        for d in self.paths.values():
-            if d not in out:
-                out.append(d)
-        if self.unified and self.unified not in out:
-            out.append(self.unified)
-        return out
+        return files.v1_dirs(self.paths, self.unified)
 
     def _optional(self, d: str) -> bool:
         """Named hierarchies (name=systemd) and the hybrid unified dir only group processes: runc joins
