@@ -12,10 +12,10 @@ tests/integration/test_install.py checks that the light commands, installed, imp
 import sys
 
 from posix import *  # noqa: F401,F403 -- os re-exports posix's calls and constants; so does this
-from posix import environ as _initial_environ, getcwd, lstat, mkdir, stat
+from posix import environ as _initial_environ, getcwd, mkdir, stat
 
 SEEK_SET = 0  # os defines it in Python (posix has no SEEK_* constants)
-_S_IFMT, _S_IFDIR, _S_IFREG, _S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
+_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000
 
 
 def exit_now(code: int) -> None:
@@ -93,9 +93,9 @@ def _abspath(p: str) -> str:
     return _normpath(p)
 
 
-def _mode(p: str, follow: bool = True):
+def _mode(p: str):
     try:
-        return (stat(p) if follow else lstat(p)).st_mode & _S_IFMT
+        return stat(p).st_mode & _S_IFMT
     except (OSError, ValueError):
         return None
 
@@ -120,10 +120,6 @@ class path:
     @staticmethod
     def isfile(p: str) -> bool:
         return _mode(p) == _S_IFREG
-
-    @staticmethod
-    def islink(p: str) -> bool:
-        return _mode(p, follow=False) == _S_IFLNK
 
 
 def makedirs(name: str, mode: int = 0o777, exist_ok: bool = False) -> None:

@@ -145,14 +145,13 @@ def test_run_and_create_import_only_the_hot_path(installed, rootfs, tmp_path_fac
         p, mods = profiled(installed, rt.argv + ["--root", rt.root, "create", "-b", b.path, "inst-create"])
         assert p.returncode == 0, p.err
         check_hot(mods, CREATE, "create")
-        for argv in (["state", "inst-create"], ["pause", "inst-create"], ["resume", "inst-create"],
-                     ["start", "inst-create"], ["delete", "inst-create"]):
-            if argv[0] == "delete":
+        for label in ("state", "pause", "resume", "start", "delete-stopped"):
+            if label == "delete-stopped":
                 assert rt.wait_status("inst-create", "stopped")["status"] == "stopped"
-                argv[0] = "delete-stopped"
-            p, mods = profiled(installed, rt.argv + ["--root", rt.root] + [argv[0].split("-")[0]] + argv[1:])
+            command = label.split("-")[0]
+            p, mods = profiled(installed, rt.argv + ["--root", rt.root, command, "inst-create"])
             assert p.returncode == 0, p.err
-            check_hot(mods, LIGHT | EXTRA.get(argv[0], set()), argv[0])
+            check_hot(mods, LIGHT | EXTRA.get(label, set()), label)
 
 
 def test_launcher_elsewhere_falls_back_to_a_start_that_finds_pyrun(installed, tmp_path):
