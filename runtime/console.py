@@ -5,11 +5,11 @@ for a foreground run/exec, back to pyrun, which then copies between its own stdi
 Only containers with `process.terminal` import this module (socket costs ~6 ms). Everything the child
 half needs is imported at the top: once inside the container, the host's Python library is gone."""
 import fcntl
-import os
 import socket
 import struct
 import termios
 
+from runtime import lightos as os
 from runtime.errors import PyrunError
 from runtime.linux.syscall import REAL, Syscall
 

@@ -20,8 +20,9 @@ overlay the code is sealed in (sys.path[0] is its fd path), so nothing read is o
 
 Never fatal: any failure leaves the import system as it was."""
 import marshal
-import os
 import sys
+
+from runtime import lightos as os
 
 # The modules the hot path imports (tests/integration/test_install.py's lists; test_hotpath.py checks
 # that `run` imports none of pyrun's modules outside it): `runtime` and this module excepted, which the

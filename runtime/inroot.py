@@ -7,9 +7,9 @@ we got (mounts are attached to it with move_mount, nodes made with mknodat in th
 symlink swapped into the path afterwards (another container sharing a volume, renaming in a loop) can
 only ever redirect a later, separate lookup, never this one (CVE-2021-30465)."""
 import errno
-import os
-import stat
+import _stat as stat  # the C module stat re-exports: the same S_* names, without stat.py
 
+from runtime import lightos as os
 from runtime import linux as L
 from runtime.linux.syscall import REAL, Syscall
 from runtime.errors import PyrunError

@@ -1,18 +1,20 @@
-"""`os` for the light commands: the posix module's calls and the few os.path helpers they use.
+"""`os` for pyrun's own modules: the posix module's calls and the few os.path helpers they use.
 
 The standard os module costs ~1 ms of every start (it imports _collections_abc, stat, posixpath and
 genericpath, none of which `python3 -IS` loads by itself): about a third of what `state`, `start`,
-`kill`, `delete`, `pause` and `resume` spend above the interpreter's floor. The modules those commands
-load import this instead, as `from runtime import lightos as os`, so that their code reads as it would
-with os. Every name here behaves as os's does; only the ones they use are here. create, run and exec
-import the real os anyway (the init's stages use it), and share these modules unchanged.
+`kill`, `delete`, `pause` and `resume` spend above the interpreter's floor, and as much of each `create`,
+`run` and `exec`. The modules of the hot path (runtime/hotpath.py's HOT) import this instead, as `from
+runtime import lightos as os`, so that their code reads as it would with os. Every name here behaves as
+os's does; only the ones they use are here. What is cold (a rebuild of the hot path's image, the
+re-execution `python -m runtime` seals itself with, hooks and their subprocesses) imports the standard os
+where it needs it.
 
-tests/integration/test_install.py checks that the light commands, installed, import no `os`.
+tests/integration/test_install.py checks that the installed commands import no `os`.
 """
 import sys
 
 from posix import *  # noqa: F401,F403 -- os re-exports posix's calls and constants; so does this
-from posix import environ as _initial_environ, getcwd, mkdir, stat
+from posix import environ as _initial_environ, getcwd, getuid, mkdir, stat, unsetenv
 
 SEEK_SET = 0  # os defines it in Python (posix has no SEEK_* constants)
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000
@@ -26,19 +28,40 @@ def exit_now(code: int) -> None:
 
 
 class _Environ:
-    """os.environ.get. Once os is imported (a test, create's modules) its environ is the truth: it may
-    have been changed through it. Before that, the environment the process started with, decoded as os
-    decodes it."""
+    """os.environ's get and pop. Once os is imported (a test, a hook's subprocess) its environ is the
+    truth: it may have been changed through it. Before that, the environment the process started with,
+    decoded as os decodes it: posix.environ, the very dict os.environ keeps its data in (a pop here is
+    one there)."""
 
     @staticmethod
     def get(key: str, default=None):
         real = sys.modules.get("os")
         if real is not None:
             return real.environ.get(key, default)
-        value = _initial_environ.get(key.encode(sys.getfilesystemencoding(), "surrogateescape"))
+        value = _initial_environ.get(_encode(key))
         if value is None:
             return default
-        return value.decode(sys.getfilesystemencoding(), "surrogateescape")
+        return _decode(value)
+
+    @staticmethod
+    def pop(key: str, default=None):
+        """os.environ.pop: the variable gone from this process's environment too (unsetenv)."""
+        real = sys.modules.get("os")
+        if real is not None:
+            return real.environ.pop(key, default)
+        value = _initial_environ.pop(_encode(key), None)
+        if value is None:
+            return default
+        unsetenv(_encode(key))
+        return _decode(value)
+
+
+def _encode(text: str) -> bytes:
+    return text.encode(sys.getfilesystemencoding(), "surrogateescape")
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode(sys.getfilesystemencoding(), "surrogateescape")
 
 
 environ = _Environ()
@@ -108,6 +131,33 @@ class path:
     basename = staticmethod(_basename)
     normpath = staticmethod(_normpath)
     abspath = staticmethod(_abspath)
+
+    @staticmethod
+    def isabs(p: str) -> bool:
+        return p.startswith("/")
+
+    @staticmethod
+    def expanduser(p: str) -> str:
+        """~ and ~/...: $HOME (else the password database's home); ~user is left to posixpath."""
+        if not p.startswith("~"):
+            return p
+        i = p.find("/", 1)
+        if i < 0:
+            i = len(p)
+        if i != 1:
+            import posixpath
+
+            return posixpath.expanduser(p)
+        home = environ.get("HOME")
+        if home is None:
+            import pwd
+
+            try:
+                home = pwd.getpwuid(getuid()).pw_dir
+            except KeyError:
+                return p
+        home = home.rstrip("/")
+        return (home + p[i:]) or "/"
 
     @staticmethod
     def exists(p: str) -> bool:

@@ -4,9 +4,9 @@ with no pid-reuse race. The message is runc's: one sendmsg carrying the fd as SC
 kind of process, "standard" for a container's init and "setns" for an exec'd one.
 
 Loaded only when the flag is given (`socket` costs ~6 ms)."""
-import os
 import socket
 
+from runtime import lightos as os
 from runtime.errors import PyrunError
 
 INIT = b"standard"

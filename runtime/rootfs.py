@@ -5,10 +5,10 @@ Every destination is opened inside the rootfs by fd (runtime.inroot: openat2 wit
 symlinks and `..` resolve as if the rootfs were `/`), and every mount is built detached with all its
 attributes and attached to that fd (runtime.mountfd): no path is walked twice, so neither a symlink in
 the image nor one swapped in by another container can send a mount, or a read-only remount, elsewhere."""
-import os
-import stat
+import _stat as stat  # the C module stat re-exports: the same S_* names, without stat.py
 
 from runtime import inroot, mountfd
+from runtime import lightos as os
 from runtime import linux as L
 from runtime.errors import ConfigError, PyrunError
 from runtime.linux.syscall import REAL, Syscall

@@ -13,8 +13,7 @@ Two notions, as in runc:
   host's nodes, bound, with the host's permissions).
 
 Imported by create only; os and runtime.state (loaded by every command anyway) only."""
-import os
-
+from runtime import lightos as os
 from runtime.errors import ConfigError, PyrunError
 from runtime.state import in_user_namespace
 

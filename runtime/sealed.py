@@ -31,9 +31,9 @@ pyrun's code like any module (one read instead of ~35 modules' lookups through t
 
 Where overlayfs cannot be had, the interpreter alone is copied into a sealed memfd (F_SEAL_WRITE), as
 runc's fallback does."""
-import os
 import sys
 
+from runtime import lightos as os
 from runtime import linux as L
 from runtime.errors import PyrunError
 
@@ -65,6 +65,14 @@ def ensure() -> None:
         for fd in _held:
             os.set_inheritable(fd, False)
         return
+    _reexec()
+
+
+def _reexec() -> None:
+    """Re-execute this pyrun sealed: cold (`python -m runtime`, a test; the launcher seals in C), so the
+    standard os serves it and the helpers below."""
+    import os
+
     try:
         argv, fd, keep, extra = _overlay_plan()
     except OSError:
@@ -111,6 +119,8 @@ class _Mapped:
     locale and gconv directories libc reads (the directories a sealed copy must come from)."""
 
     def __init__(self):
+        import os
+
         self.exe = os.path.realpath("/proc/self/exe")
         files = _mapped_files()
         self.loader = next((os.path.realpath(p) for p in files if os.path.basename(p).startswith("ld-linux")), "")
@@ -158,6 +168,8 @@ def _overlay(directory: str, empty: int) -> int:
 def _overlay_plan():
     """(argv, fd to execveat, fds the new process holds): the loader from its overlay, running the
     interpreter from its overlay, libraries and sys.path through overlays."""
+    import os
+
     m = _Mapped()
     exe, loader = m.exe, m.loader
     dirs: dict[str, int] = {}
@@ -199,6 +211,8 @@ def _overlay_plan():
 
 
 def _memfd_plan():
+    import os
+
     exe = os.path.realpath("/proc/self/exe")
     import fcntl
 
@@ -277,6 +291,8 @@ def seal_roots(dirs: list[str]) -> list[str]:
     into other mounts) and no symlink on the way (a prefix must name the same file inside the overlay);
     an ancestor kept only when it serves two or more. Every overlay costs its set-up and its tear-down
     at exit (~0.15 ms together), and a Debian interpreter's files are all under /usr."""
+    import os
+
     mounts = _mount_points()
     groups: dict[str, set] = {}
     for d in dirs:

@@ -8,7 +8,7 @@ A pipe end reopened is only that pipe.
     parent: Pipes() before the clone; the child dup2()s child_fds() onto 0, 1, 2; after_clone() closes
     them here; pump_until_exit() copies stdin in, stdout/stderr out, until the process exits (signals
     still reach their handlers: poll() is retried after each); drain() copies what is left."""
-import os
+from runtime import lightos as os
 
 
 class Pipes:

@@ -131,7 +131,7 @@ class Cgroup:
     def plan(self) -> None:
         """Before create(): record the directories create() is going to make, so that a state file saved
         now lets `delete --force` clean up after a pyrun killed half-way through create."""
-        import os
+        from runtime import lightos as os
 
         for leaf, mountpoint in self._leaves():
             missing = []
@@ -151,7 +151,7 @@ class Cgroup:
         """For a runtime without root: the first directory, or cgroup.procs, that keeps it from making this
         cgroup and moving a process in (the existing level a leaf would be made in, whose cgroup.procs a
         migration from the caller's own cgroup below it needs); None when the user may do it all."""
-        import os
+        from runtime import lightos as os
 
         for leaf, mountpoint in self._leaves():
             d = leaf
@@ -284,7 +284,7 @@ def parse_exec_cgroups(args: list) -> dict:
 def sub_cgroup_dir(base: str, sub: str) -> str:
     """`sub` below the container's cgroup directory `base`; like runc, never above it ("/" and "." are
     the container's own cgroup), and it must exist: exec never creates cgroups."""
-    import os
+    from runtime import lightos as os
     import posixpath
 
     path = posixpath.normpath(base.rstrip("/") + "/" + sub)
@@ -308,7 +308,7 @@ class Entry:
     the parent then adds the pid the old way."""
 
     def __init__(self, cgroup2_dir, v1_dirs):
-        import os
+        from runtime import lightos as os
 
         self.clone_fd = -1
         if cgroup2_dir:
@@ -330,7 +330,7 @@ class Entry:
 
     def enter(self) -> None:
         """Child side, first thing after the clone."""
-        import os
+        from runtime import lightos as os
 
         for fd, optional in self.task_fds:
             try:
@@ -340,7 +340,7 @@ class Entry:
                     raise PyrunError("cgroup: joining: %s" % e.strerror) from None
 
     def close(self) -> None:
-        import os
+        from runtime import lightos as os
 
         for fd in self.fds():
             os.close(fd)

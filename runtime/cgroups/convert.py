@@ -113,7 +113,7 @@ def device_rule(rule: dict, index: int) -> tuple:
 
 def hugepage_sizes(sysdir: str = "/sys/kernel/mm/hugepages") -> list:
     """Kernel page sizes in the cgroup file-name form: hugepages-2048kB -> "2MB" (runc's HugePageSizes)."""
-    import os
+    from runtime import lightos as os
 
     try:
         names = os.listdir(sysdir)

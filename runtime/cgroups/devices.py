@@ -26,9 +26,9 @@ Replacing a program (`pyrun update`) never opens a window: the new program is at
 one goes (in one step with BPF_F_REPLACE when there is exactly one old program; otherwise both run, and
 a device must pass both, until the old one is detached)."""
 import errno
-import os
 import struct
 
+from runtime import lightos as os
 from runtime.cgroups import convert as C
 from runtime.errors import PyrunError
 

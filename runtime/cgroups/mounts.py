@@ -11,8 +11,7 @@ Path rules copied from runc 1.1 (fs / fs2 managers, checked against runc 1.1.5 o
   * on pure v2 a relative path goes under the *parent* of the runtime's own cgroup, because the
     own cgroup has processes in it and could not delegate controllers to a child.
 """
-import os
-
+from runtime import lightos as os
 from runtime.errors import PyrunError
 
 MOUNTINFO = "/proc/self/mountinfo"

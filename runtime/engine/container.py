@@ -121,10 +121,11 @@ def require_cgroup(c: Container, what: str):
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    """Digits only, no newline (containerd Atoi()s the whole file), via a temp file and rename."""
+    """Digits only, no newline (containerd Atoi()s the whole file), via a temp file and rename; not
+    fsynced, as the state record is not (a pid means nothing after a crash of the machine)."""
     path = os.path.abspath(path)
     try:
-        S.write_atomic(path, str(pid).encode(), 0o644)
+        S.write_atomic(path, str(pid).encode(), 0o644, durable=False)
     except OSError as e:
         raise PyrunError("writing pid file %s: %s" % (path, e.strerror)) from None
 

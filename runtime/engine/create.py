@@ -1,8 +1,8 @@
 """create: set up everything but the user process and leave the init blocked on the exec fifo."""
-import os
 import time
 
 from runtime import execfifo, state as S
+from runtime import lightos as os
 from runtime.engine.container import Container, pid_ns, remove_dir, write_pid_file
 from runtime.errors import PyrunError
 from runtime.reap import kill_and_reap
@@ -83,7 +83,7 @@ def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds
             # in it, so that killing the container's processes never touches them (a pid alone could be
             # recycled).
             record["foreign"] = [[p, t] for p in cgroup.pids() for t in (S.proc_start_time(p),) if t is not None]
-        S.save(path, record, durable=False)  # from here on, delete --force cleans up after a killed pyrun
+        S.save(path, record)  # from here on, delete --force cleans up after a killed pyrun
         if cgroup is not None:
             cgroup.create()
             if cgroup.frozen_anywhere():  # the init would stop half-way through its set-up, create wait forever
@@ -131,8 +131,8 @@ def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds
             netrec = network.record_for(net, ctx.root, cid)
             if netrec:
                 record["network"] = netrec
-                S.save(path, record, durable=False)  # what is about to be made, for delete --force
-            network.setup(net, pid, ctx.root, cid, netrec, lambda: S.save(path, record, durable=False))
+                S.save(path, record)  # what is about to be made, for delete --force
+            network.setup(net, pid, ctx.root, cid, netrec, lambda: S.save(path, record))
         record["status"] = "created"
         S.save(path, record)
         if pid_file:

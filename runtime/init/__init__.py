@@ -19,9 +19,9 @@ shared with exec: runtime/init/clone.py).
     write state, pid file; exit              block opening the exec fifo until `start`
                                              identity, capabilities, no_new_privs, seccomp, execve
 """
-import os
 
 from runtime import execfifo, linux as L
+from runtime import lightos as os
 from runtime.errors import PyrunError
 from runtime.init.namespaces import NamespacePlan, join, unshare_late, write_id_maps, become_root_in_userns
 from runtime.init import clone
@@ -195,7 +195,7 @@ def _intermediate(plan: NamespacePlan, join_fds, chan: Channel, sc=REAL) -> None
     pid = sc.clone(0)
     if pid != 0:
         chan.send(M.PID, str(pid))
-        os._exit(0)
+        os.exit_now(0)
 
 
 def container_init(cfg, opts: InitOptions, plan: NamespacePlan, chan: Channel, state_fd: int,
@@ -365,7 +365,7 @@ def _die_on_signals() -> None:
     import _signal
 
     def die(sig, _frame):
-        os._exit(128 + sig)
+        os.exit_now(128 + sig)
 
     for sig in range(1, 32):
         if sig not in _STAY:

@@ -14,8 +14,7 @@ around their own halves, in one place. The halves' messages are runtime/init/syn
     made, one PyrunError
 
 Every syscall goes through `sc` (runtime.linux.syscall.REAL unless a test passes a fake)."""
-import os
-
+from runtime import lightos as os
 from runtime.errors import PyrunError
 from runtime.init import sync as M
 from runtime.init.sync import Channel, ChannelClosed, ChildError
@@ -149,7 +148,7 @@ def spawn(flags: int, entry, keep, body, protocol, *, stdio=None, before_entry=N
                     os.write(2, ("pyrun: %s\n" % message(e)).encode())
                 except OSError:
                     pass
-        os._exit(1)
+        os.exit_now(1)
     # ---- parent
     child.close()
     if entry is not None:

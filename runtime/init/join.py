@@ -12,8 +12,8 @@ around both halves, shared with create: runtime/init/clone.py).
     line means it failed, EOF means execve happened (the channel is close-on-exec)
 """
 import errno
-import os
 
+from runtime import lightos as os
 from runtime import linux as L
 from runtime.errors import PyrunError
 from runtime.init import clone
@@ -178,7 +178,7 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
             from runtime.pidfd import EXEC
 
             pidfd_sock.send_pid(pid, EXEC)
-        os._exit(0)
+        os.exit_now(0)
     if pidfd_sock is not None:
         pidfd_sock.close()  # the caller's socket is no business of the container's process
     if os.path.isdir(proc.cwd):

@@ -1,7 +1,6 @@
 """Namespaces: which to create and which to join, and the two halves of the user-namespace handshake
 (the parent writes the id maps, the child waits for them), side by side."""
-import os
-
+from runtime import lightos as os
 from runtime import linux
 from runtime.errors import ConfigError, PyrunError
 from runtime.linux.syscall import REAL, Syscall

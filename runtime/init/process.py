@@ -1,9 +1,9 @@
 """The last stage of an init (or an exec'd process): rlimits, identity, capabilities, no_new_privs,
 then execve. Checks that can fail early (the executable, rlimits, oom_score_adj) run before the container
 is reported created, so `create` fails instead of a later `start`."""
-import os
-import stat
+import _stat as stat  # the C module stat re-exports: the same S_IS* functions, without stat.py
 
+from runtime import lightos as os
 from runtime import linux as L
 from runtime.errors import ConfigError, PyrunError
 from runtime.init import capabilities as caps

@@ -3,8 +3,7 @@
 
 Child-side stages, applied as runc 1.3+ applies them: before the identity switch (a realtime policy or a
 raised I/O class needs the runtime's privileges), inherited through execve. Every error names its field."""
-import os
-
+from runtime import lightos as os
 from runtime import linux as L
 from runtime.errors import PyrunError
 from runtime.spec.checks import parse_list, sched_attr

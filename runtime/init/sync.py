@@ -26,7 +26,7 @@ flow (as runc documents its sync messages):
 
 exec's child sends nothing after PID on success: the channel is close-on-exec, so EOF means execve
 happened."""
-import os
+from runtime import lightos as os
 
 USERMAP, MAPPED, PID = "usermap", "mapped", "pid"
 SETUP, JOIN = "setup", "join"

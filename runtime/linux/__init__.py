@@ -2,8 +2,7 @@
 
 Every wrapper raises OSError with errno on failure, like the os module does, so callers handle one
 error type."""
-import os
-
+from runtime import lightos as os
 from runtime.linux._native import ffi, lib
 
 CLONE_NEWTIME = 0x00000080

@@ -13,8 +13,7 @@ own section.
 A method that needs a module beyond os imports it inside. resource, fcntl and socket are already imported
 by the caller's module or the init's preload before pivot_root leaves the host's library behind, so the
 import only looks them up; subprocess (`run`) serves the runtime's side alone, for rootless id ranges."""
-import os
-
+from runtime import lightos as os
 from runtime import linux as L
 
 

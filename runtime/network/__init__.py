@@ -11,9 +11,9 @@ imports pyroute2: only a container that asks for them pays its import); and tear
 A network namespace given by `path` is someone else's (containerd, CNI): pyrun touches nothing in it but
 the devices linux.netDevices names. Everything pyrun sets up is written to the container's record
 (`network`) before it is made, so `delete --force` after a killed pyrun undoes it."""
-import os
 import _socket as socket  # the C module: `socket` costs ~7 ms of imports (enum, selectors)
 
+from runtime import lightos as os
 from runtime.errors import ConfigError, PyrunError
 
 ANNOTATION = "org.pyrun.network"

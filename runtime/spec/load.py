@@ -9,10 +9,10 @@ all, with no `import json`, `re` or `jsonschema`. Only a config it rejects bring
 (runtime.spec.validate), which names the failing JSON path; jsonschema is the reference, so a config it
 accepts is accepted. The model is then built with the checks a schema cannot express (`check_semantics`)."""
 import marshal
-import os
 import sys
 
 from runtime import fastjson
+from runtime import lightos as os
 from runtime.errors import ConfigError
 from runtime.spec import checks
 from runtime.spec.model import Config

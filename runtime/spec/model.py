@@ -3,7 +3,7 @@
 Plain slotted classes rather than dataclasses: `import dataclasses` costs ~12 ms here (it pulls in
 inspect), more than a third of runc's whole start-up. Validation against the schema happens before
 these are built, so constructors only pick fields, apply the spec's defaults and resolve paths."""
-import os
+from runtime import lightos as os
 
 
 class Mount:

@@ -12,9 +12,9 @@ Failures are reported as one line, the JSON path of the most relevant error and 
     (root): 'ociVersion' is a required property
 """
 import json
-import os
 import re
 
+from runtime import lightos as os
 from runtime.errors import ConfigError
 from runtime.spec.load import schema_dir  # noqa: F401 (one definition; tests import it from here)
 

@@ -42,9 +42,9 @@ EXTRA = {"start": {"runtime.engine.start", "select"},
          "delete-stopped": {"runtime.engine.delete"}}
 EXTRA["resume"] = EXTRA["pause"]
 # create and run: the sealed start, the config, the init and its stages, cgroups (v1 or v2 here), mounts.
+# Not the standard os either (nor stat: its C module _stat): runtime.lightos serves the whole hot path.
 CREATE = LIGHT | EXTRA["start"] | EXTRA["delete"] | EXTRA["kill"] | {
-                  "os", "_stat", "stat", "_collections_abc", "genericpath", "posixpath", "__future__",
-                  "runtime.engine.create", "runtime.engine.run", "_cffi_backend", "runtime.linux",
+                  "_stat", "runtime.engine.create", "runtime.engine.run", "_cffi_backend", "runtime.linux",
                   "runtime.linux._native", "runtime.sealed", "runtime.hotpath", "runtime.spec",
                   "runtime.spec.model", "runtime.spec.load", "runtime.spec.validate", "runtime.spec.checks", "_sre",
                   "runtime.init", "runtime.init.clone", "runtime.linux.syscall",

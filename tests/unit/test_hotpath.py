@@ -82,8 +82,8 @@ def test_unwritable_and_stale_falls_back_to_the_sources(tree):
     before = open(image, "rb").read()
     os.chmod(os.path.dirname(image), 0o555)
     try:
-        probe = ("import os; os.access = lambda *a, **k: False\n"  # as a read-only (sealed) view; root
-                 "from runtime.hotpath import install; install()\n"  # would pass the mode bits
+        probe = ("from runtime import lightos; lightos.access = lambda *a, **k: False\n"  # as a read-only
+                 "from runtime.hotpath import install; install()\n"  # (sealed) view; root passes the mode bits
                  "import runtime.errors; print(runtime.errors.CHANGED)")
         assert run_py(tree, probe).split() == ["2"]
     finally:

@@ -34,14 +34,14 @@ LAYERS = {
     "runtime.state": 2, "runtime.reap": 2, "runtime.pidfd": 2,
     # 1 leaves: the version, errors, JSON, the exec fifo's two halves
     "runtime": 1, "runtime.errors": 1, "runtime.fastjson": 1, "runtime.execfifo": 1,
-    # 0 the kernel: cffi bindings and the syscall seam, the light commands' os (posix without the stdlib
-    #   os); imports nothing of runtime but itself
+    # 0 the kernel: cffi bindings and the syscall seam, pyrun's os (posix without the stdlib os); import
+    #   nothing of runtime but layer 0 (the bindings use that os)
     "runtime.linux": 0, "runtime.lightos": 0,
 }
 # Besides the layers: what a package must never import, itself excepted.
 FORBIDDEN = {
     "runtime.spec": ("runtime.init",),  # validating a config never imports a child-side stage
-    "runtime.linux": ("runtime",),  # the kernel's bindings import nothing of runtime but themselves
+    "runtime.lightos": ("runtime",),  # posix and a few path helpers: nothing of runtime
 }
 # The light operations: `state`, `kill`, `delete` and the like never import create's modules.
 LIGHT_ENGINE = ("runtime.engine.container", "runtime.engine.kill", "runtime.engine.delete", "runtime.engine.start",
@@ -194,6 +194,7 @@ def test_no_private_name_crosses_modules():
 
 @pytest.mark.parametrize("module, line, why", [
     ("runtime.linux.syscall", "from runtime.errors import PyrunError", "layer 1 above 0"),
+    ("runtime.lightos", "from runtime import linux", "must not import"),
     ("runtime.cgroups.v2", "from runtime.engine.container import Container", "layer 4 above 2"),
     ("runtime.spec.checks", "from runtime.init import process", "must not import"),
     ("runtime.engine.kill", "from runtime.engine.create import create", "create's modules"),

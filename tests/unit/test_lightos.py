@@ -1,5 +1,5 @@
-"""runtime.lightos stands in for os in the light commands' modules: its path helpers must give what
-posixpath gives, and its environ and makedirs what os's do."""
+"""runtime.lightos stands in for os in the hot path's modules: its path helpers must give what posixpath
+gives, and its environ and makedirs what os's do."""
 import os
 import posixpath
 import subprocess
@@ -21,6 +21,22 @@ def test_path_helpers_agree_with_posixpath(p):
     assert lightos.path.basename(p) == posixpath.basename(p)
     assert lightos.path.normpath(p) == posixpath.normpath(p)
     assert lightos.path.abspath(p) == posixpath.abspath(p)
+    assert lightos.path.isabs(p) == posixpath.isabs(p)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["~", "/", "a", "~root", ".", ""]), max_size=5).map("".join),
+       st.one_of(st.none(), st.sampled_from(["", "/", "/home/u", "/home/u/", "//", "rel"])))
+def test_expanduser_agrees_with_posixpath(p, home):
+    old = os.environ.pop("HOME", None)
+    try:
+        if home is not None:
+            os.environ["HOME"] = home
+        assert lightos.path.expanduser(p) == posixpath.expanduser(p)
+    finally:
+        os.environ.pop("HOME", None)
+        if old is not None:
+            os.environ["HOME"] = old
 
 
 @settings(max_examples=300, deadline=None)
@@ -78,3 +94,24 @@ def test_environ_without_os_is_the_starting_environment():
                         % (env["PYTHONPATH"], code)], env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == [repr("caf\u00e9 x"), "0"]
+
+
+def test_environ_pop_without_os_leaves_the_process_environment():
+    """pop in a process without os (the sealed start's): gone from what it reads and from what it starts."""
+    code = ("import sys; from runtime import lightos; assert 'os' not in sys.modules, 'os was imported'; "
+            "print(repr(lightos.environ.pop('PROBE'))); print(repr(lightos.environ.pop('PROBE', 0))); "
+            "print(repr(lightos.environ.get('PROBE'))); import os; print(repr(os.environ.get('PROBE'))); "
+            "import subprocess; print(subprocess.run(['/bin/sh', '-c', 'echo ${PROBE-unset}'], "
+            "capture_output=True, text=True).stdout.strip())")
+    env = {"PROBE": "caf\u00e9", "PYTHONPATH": os.path.dirname(os.path.dirname(lightos.__file__))}
+    p = subprocess.run([sys.executable, "-S", "-c", "import sys; sys.path.insert(0, %r); %s"
+                        % (env["PYTHONPATH"], code)], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [repr("caf\u00e9"), "0", "None", "None", "unset"]
+
+
+def test_environ_pop_is_os_environ_pop_once_os_is_loaded(monkeypatch):
+    monkeypatch.setenv("PYRUN_LIGHTOS_PROBE", "x")
+    assert lightos.environ.pop("PYRUN_LIGHTOS_PROBE") == "x"
+    assert "PYRUN_LIGHTOS_PROBE" not in os.environ
+    assert lightos.environ.pop("PYRUN_LIGHTOS_PROBE", 1) == 1
