@@ -4,7 +4,7 @@ against runc's whole `run` and pyrun's, in the same loop.
 
 The sketch (SKETCH below, started as pyrun starts: `python3 -IS`, pyrun's code on sys.path, nothing else)
 does only what no runtime can leave out for runc's default config: it imports pyrun's syscall bindings
-(cffi), clones a child into the config's six namespaces, and the child makes the config's mounts (the
+(cffi) and posix, clones a child into the config's six namespaces, and the child makes the config's mounts (the
 rootfs bind, proc, /dev as a tmpfs with its six device nodes, devpts, shm, mqueue, sysfs, the cgroup
 file system), pivots into the rootfs and execs /bin/true, which the parent waits for. It reads no config,
 validates nothing, makes no cgroup and no state, drops no capability and seals nothing: a lower bound,
@@ -16,23 +16,19 @@ What it tells: if the sketch alone is above a goal set against runc (`run` <= 0.
 
     python benchmarks/floor.py [-n 30] [--pyrun PATH] [--runc PATH] [--json FILE]      (as root)
 """
-import json
 import os
-import statistics
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from common import Runtime, make_bundle, need_root, parser  # noqa: E402
+from common import bench_dirs, make_bundle, ms, need_root, parser, runtimes, write_json  # noqa: E402
 from profile import python_path, timed  # noqa: E402
 
 # argv: [sys.path, rootfs, "run" | "create"]
 SKETCH = r"""
 import sys
 sys.path[:] = eval(sys.argv[1])
-import os
+from runtime import lightos as os  # posix: not even the standard os
 from runtime import linux as L
 rootfs, what = sys.argv[2], sys.argv[3]
 NS = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWPID | L.CLONE_NEWNET | L.CLONE_NEWCGROUP
@@ -72,6 +68,9 @@ os._exit(0)
 """
 
 
+GOALS = {"run": 0.6, "create": 0.9}
+
+
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("-n", type=int, default=30, help="runs of each (default 30)")
@@ -79,13 +78,12 @@ def main() -> None:
     a = ap.parse_args()
     need_root()
     path = python_path(a.python)
-    with tempfile.TemporaryDirectory(prefix="pyrun-floor-") as tmp, \
-            tempfile.TemporaryDirectory(prefix="pyrun-floor-", dir="/run") as run:
-        bundle = make_bundle(tmp, a.runc)
-        rootfs = os.path.join(bundle, "rootfs")
-        rts = [Runtime("runc", a.runc, os.path.join(run, "runc")), Runtime("pyrun", a.pyrun, os.path.join(run, "pyrun"))]
-        sketch = [a.python, "-IS", "-c", SKETCH, repr(path), rootfs]
-        t = {k: [] for k in ("runc run", "pyrun run", "sketch run", "runc create", "pyrun create",
+    tmp, run = bench_dirs("pyrun-floor-")
+    with tmp as t, run as r:
+        bundle = make_bundle(t, a.runc)
+        rts = runtimes(a, r)
+        sketch = [a.python, "-IS", "-c", SKETCH, repr(path), os.path.join(bundle, "rootfs")]
+        s = {k: [] for k in ("runc run", "pyrun run", "sketch run", "runc create", "pyrun create",
                              "sketch create", "python -IS -c pass")}
         try:
             for rt in rts:  # warm-up: schema cache, page cache
@@ -93,31 +91,25 @@ def main() -> None:
             for i in range(a.n):
                 cid = "floor%d-%d" % (os.getpid(), i)
                 for rt in rts:
-                    t[rt.name + " run"].append(rt.call("run", cid, cwd=bundle))
-                t["sketch run"].append(timed(sketch + ["run"], bundle))
+                    s[rt.name + " run"].append(rt.call("run", cid, cwd=bundle))
+                s["sketch run"].append(timed(sketch + ["run"], bundle))
                 for rt in rts:
-                    t[rt.name + " create"].append(rt.call("create", cid + "c", cwd=bundle))
+                    s[rt.name + " create"].append(rt.call("create", cid + "c", cwd=bundle))
                     rt.call("delete", "--force", cid + "c")
-                t["sketch create"].append(timed(sketch + ["create"], bundle))
-                t["python -IS -c pass"].append(timed([a.python, "-IS", "-c", "pass"], bundle))
+                s["sketch create"].append(timed(sketch + ["create"], bundle))
+                s["python -IS -c pass"].append(timed([a.python, "-IS", "-c", "pass"], bundle))
         finally:
             for rt in rts:
                 rt.cleanup()
-    ms = {k: statistics.median(v) * 1000 for k, v in t.items()}
-    goals = {"run": 0.6, "create": 0.9}
+    m = {k: ms(v) for k, v in s.items()}
     print("the floor of a start in Python (median of %d, ms)" % a.n)
-    print("  %-22s %8s %8s %8s" % ("", "runc", "sketch", "pyrun"))
-    out = {"n": a.n, "ms": ms, "rows": []}
+    print("  %-10s %8s %8s %8s   %s" % ("", "runc", "sketch", "pyrun", "goal"))
     for op in ("run", "create"):
-        runc, sk, py = ms["runc " + op], ms["sketch " + op], ms["pyrun " + op]
-        print("  %-22s %8.1f %8.1f %8.1f" % (op, runc, sk, py))
-        print("  %-22s %8s %8.2f %8.2f   goal <= %.1f x runc: %.1f ms" % ("  / runc", "1.00", sk / runc, py / runc,
-                                                                       goals[op], goals[op] * runc))
-        out["rows"].append({"op": op, "runc": runc, "sketch": sk, "pyrun": py, "goal": goals[op]})
-    print("  %-22s %8.1f" % ("python -IS -c pass", ms["python -IS -c pass"]))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        runc, sk, py = m["runc " + op], m["sketch " + op], m["pyrun " + op]
+        print("  %-10s %8.1f %8.1f %8.1f   <= %.1f x runc = %.1f" % (op, runc, sk, py, GOALS[op], GOALS[op] * runc))
+        print("  %-10s %8s %8.2f %8.2f" % ("  / runc", "1.00", sk / runc, py / runc))
+    print("  %-10s %8.1f" % ("python -IS -c pass", m["python -IS -c pass"]))
+    write_json(a.json, "floor", {"n": a.n, "ms": m, "goals": GOALS})
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ C.for_container = for_container
 wrap(I, "spawn", "spawn (clone .. init ready)")
 wrap(runtime.init.clone, "clone_into", "clone3")
 wrap(S, "save", "state record")
-wrap(L, "start", "start (exec fifo)")
+wrap(L, "release", "start (exec fifo)")
 wrap(L, "wait_exit", "wait for /bin/true")
 wrap(runtime.stdio.Pipes, "pump_until_exit", "stdio pipes until /bin/true exits")
 wrap(L, "_end_run", "delete: cgroup + state removal")

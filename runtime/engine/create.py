@@ -106,6 +106,23 @@ def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds
         opts.debug = ctx.log_debug if ctx.debug else None
         opts.loopback = lo_in_init
         c.stdio = None
+
+        def while_building(pid: int) -> None:
+            # The init exists, in its namespaces, and builds the container meanwhile (the parent only
+            # waits for it otherwise): its record and the network need nothing more. Before its
+            # prestart hooks, as the network is ready before the user process runs.
+            record["pid"] = pid
+            record["init_start"] = S.proc_start_time(pid)
+            if cfg.linux.namespace("pid") is not None:
+                record["pidns"] = pid_ns(pid)
+            if net.needs_setup and not lo_in_init:
+                netrec = network.record_for(net, ctx.root, cid)
+                if netrec:
+                    record["network"] = netrec
+                    S.save(path, record)  # what is about to be made, for delete --force
+                network.setup(net, pid, ctx.root, cid, netrec, lambda: S.save(path, record))
+
+        opts.while_building = while_building
         if foreground and not cfg.process.terminal:
             from runtime.stdio import Pipes
 
@@ -117,22 +134,11 @@ def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds
             if pipes is not None:
                 pipes.after_clone()
         c.stdio = pipes
-        record["pid"] = pid
-        record["init_start"] = S.proc_start_time(pid)
         if pidfd_sock is not None:
             from runtime.pidfd import INIT
 
             # The init waits on the exec fifo; the start time recorded says the pidfd pins that process.
             pidfd_sock.send_pid(pid, INIT, record["init_start"])
-        if cfg.linux.namespace("pid") is not None:
-            record["pidns"] = pid_ns(pid)
-        # the init waits on the exec fifo: eth0 is ready before the user process runs
-        if net.needs_setup and not lo_in_init:
-            netrec = network.record_for(net, ctx.root, cid)
-            if netrec:
-                record["network"] = netrec
-                S.save(path, record)  # what is about to be made, for delete --force
-            network.setup(net, pid, ctx.root, cid, netrec, lambda: S.save(path, record))
         record["status"] = "created"
         S.save(path, record)
         if pid_file:

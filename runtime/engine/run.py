@@ -2,7 +2,7 @@
 from runtime.engine.container import Container
 from runtime.engine.create import create
 from runtime.engine.delete import destroy, poststop_hooks, run_poststop
-from runtime.engine.start import start
+from runtime.engine.start import release
 from runtime.errors import NotFound
 from runtime.reap import forward_signals, wait_exit
 
@@ -20,7 +20,7 @@ def run(ctx, cid: str, bundle: str, pid_file=None, console_socket=None, no_pivot
     try:
         if not detach:
             forward_signals(c.pid)
-        start(ctx, cid, c)
+        release(ctx, c)  # start, without finding out again that the container we hold is created
     except BaseException:
         destroy(c)
         if c.stdio is not None:

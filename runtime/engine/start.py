@@ -4,8 +4,8 @@ from runtime.engine.container import Container
 from runtime.errors import PyrunError
 
 
-def start(ctx, cid: str, c: Container | None = None) -> Container:
-    c = c or Container(ctx.root, cid)
+def start(ctx, cid: str) -> Container:
+    c = Container(ctx.root, cid)
     status = c.status
     if status != "created":
         if status == "stopped":
@@ -13,6 +13,14 @@ def start(ctx, cid: str, c: Container | None = None) -> Container:
         if status == "running" or status == "paused":
             raise PyrunError("cannot start an already running container")
         raise PyrunError("cannot start a container in the %s state" % status)
+    return release(ctx, c)
+
+
+def release(ctx, c: Container) -> Container:
+    """start's own work, for a container known to be created: `run` calls it with the one it has just
+    created and still holds locked (nothing could have started, paused or deleted it since; an init that
+    died meanwhile is seen while waiting on the fifo)."""
+    cid = c.id
     execfifo.release(c.dir, lambda: S.init_alive(c.record), "container init exited before it was started")
     if ctx.debug:
         ctx.log_debug("start %s: exec fifo opened, init pid %d goes on to exec the process" % (cid, c.pid))

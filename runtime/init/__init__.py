@@ -36,6 +36,9 @@ class InitOptions:
     keyring = None  # the session keyring's name ("_ses.<id>", as runc), None for --no-new-keyring
     stdio = None  # (stdin, stdout, stderr) fds the child dup2()s onto 0, 1, 2; None: pyrun's own
     loopback = False  # `lo` up from inside (rootless: the parent cannot setns into a netns the init's user ns owns)
+    # callable(pid): the parent's work that needs only the init's pid and namespaces (its record, the
+    # network), done once SETUP is sent, while the init builds the container, instead of after READY
+    while_building = None
 
     def __init__(self, state_dir: str, preserve_fds: int = 0, no_pivot: bool = False, console_socket=None,
                  hook_state=None, warn=None, console=None):
@@ -116,6 +119,8 @@ def spawn(cfg, opts: InitOptions, cgroup, sc=REAL) -> int:
         if cgroup is not None and spawned.entry is None:
             cgroup.add(init)
         parent.send(M.SETUP, str(init))  # the init's pid as the host sees it, for hooks' state
+        if opts.while_building is not None:
+            opts.while_building(init)
         while True:  # the init's half: container_init
             verb, payload = parent.recv()
             if verb == M.HOOKS:
