@@ -6,7 +6,7 @@ Only containers with `process.terminal` import this module (socket costs ~6 ms).
 half needs is imported at the top: once inside the container, the host's Python library is gone."""
 import fcntl
 import socket
-import struct
+import _struct as struct  # the C module struct re-exports (struct.py costs its own import)
 import termios
 
 from runtime import lightos as os

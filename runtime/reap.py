@@ -19,10 +19,14 @@ def signal(pid: int, sig: int, sc=os) -> None:
         pass
 
 
-def kill_and_reap(pid: int, start_time=CHILD, timeout: float = 10.0, sc=os):
+def kill_and_reap(pid: int, start_time=CHILD, timeout: float = 10.0, sc=os, grace: float = 0.0):
     """SIGKILL `pid` and wait until it is gone: reaped if it is our child, otherwise until it is gone or a
     zombie (its reaper is not us), at most `timeout` seconds. Returns its wait status if it had already
     ended on its own (so a caller can tell why), else None.
+
+    grace: seconds to wait first for a child of ours already on its way out (one that closed its end of
+    a pipe: the kernel closes a dying process's files before it becomes a zombie, so the parent can see
+    EOF while the child is still exiting, OOM-killed for instance); its own status is then returned.
 
     start_time: the process's start time as recorded (state.proc_start_time); a pid that is no longer that
     process is left alone (the pid may have been reused). CHILD: a process this one cloned, not yet reaped
@@ -32,10 +36,15 @@ def kill_and_reap(pid: int, start_time=CHILD, timeout: float = 10.0, sc=os):
     ours = start_time is CHILD
     if not ours and proc_start_time(pid) != start_time:
         return None
+    until = time.monotonic() + grace if ours else 0.0
     try:
-        got, status = sc.waitpid(pid, os.WNOHANG)
-        if got:
-            return status
+        while True:
+            got, status = sc.waitpid(pid, os.WNOHANG)
+            if got:
+                return status
+            if time.monotonic() >= until:
+                break
+            time.sleep(0.001)
     except ChildProcessError:
         pass
     signal(pid, 9, sc)

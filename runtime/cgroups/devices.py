@@ -26,7 +26,7 @@ Replacing a program (`pyrun update`) never opens a window: the new program is at
 one goes (in one step with BPF_F_REPLACE when there is exactly one old program; otherwise both run, and
 a device must pass both, until the old one is detached)."""
 import errno
-import struct
+import _struct as struct  # the C module struct re-exports (struct.py costs its own import)
 
 from runtime import lightos as os
 from runtime.cgroups import convert as C

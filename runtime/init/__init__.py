@@ -382,8 +382,6 @@ def _preload(cfg) -> None:
     import runtime.init.process  # noqa: F401
     import runtime.init.sched  # noqa: F401
 
-    if cfg.process.rlimits:
-        import resource  # noqa: F401
     if cfg.hooks["startContainer"]:
         import runtime.hooks  # noqa: F401
         import subprocess  # noqa: F401

@@ -88,12 +88,12 @@ class Clone:
             pass
         self.reaped(pid)
 
-    def kill_and_reap(self):
+    def kill_and_reap(self, grace: float = 0.0):
         """Every process of this clone killed and reaped; the wait status of the newest, had it ended on
-        its own."""
+        its own (grace: how long the newest may take to finish exiting, runtime.reap.kill_and_reap)."""
         status = None
         for i, p in enumerate(self._pids):
-            st = kill_and_reap(p, sc=self.sc)
+            st = kill_and_reap(p, sc=self.sc, grace=grace if i == 0 else 0.0)
             if i == 0:
                 status = st
         self._pids = []
@@ -163,7 +163,8 @@ def spawn(flags: int, entry, keep, body, protocol, *, stdio=None, before_entry=N
             after_clone()
         return protocol(parent, c)
     except (ChildError, ChannelClosed, OSError, PyrunError) as e:
-        status = c.kill_and_reap()
+        # The channel closed: the child is exiting; its status says why (a signal: OOM?), if we let it end.
+        status = c.kill_and_reap(grace=0.2 if isinstance(e, ChannelClosed) else 0.0)
         if isinstance(e, ChannelClosed):
             raise PyrunError(died(status) if died is not None else "the child exited early") from None
         raise PyrunError(str(e) if not isinstance(e, OSError) else message(e)) from None

@@ -123,8 +123,6 @@ def spawn_in(cfg, proc, init_pid: int, cgroup, preserve_fds: int = 0, console=No
     # The intermediate's modules imported before the clone, as spawn() does for the init: in the clone
     # every import also pays copy-on-write faults (and, sealed, extension modules' loads through overlays).
     from runtime.init import capabilities, process, sched  # noqa: F401
-    if proc.rlimits:
-        import resource  # noqa: F401
 
     return clone.spawn(0, cgroup.open_entry() if cgroup is not None else None, keep, body, protocol, stdio=stdio,
                        before_entry=before_entry, console=console, agent=agent, after_clone=after_clone,
@@ -150,8 +148,6 @@ def _intermediate(cfg, proc, fds, chan: Channel, preserve_fds: int, console, war
     chan.expect(M.JOIN)
     from runtime.init import process as P
 
-    if proc.rlimits:
-        import resource  # noqa: F401  (the host's library is out of reach once we are in the mount ns)
     seccomp_program = None
     if cfg.linux.seccomp is not None:
         from runtime.seccomp import compile_filter

@@ -48,16 +48,12 @@ def _check_exec(name: str, path: str, sc: Syscall) -> None:
 
 
 def set_rlimits(rlimits, sc: Syscall = REAL) -> None:
-    if not rlimits:  # nothing to import: in an exec the host's library is out of reach by now
-        return
-    import resource
-
     for r in rlimits:
         n = _RLIMITS.get(r.type)
         if n is None:
             raise ConfigError("process.rlimits: unknown rlimit %r" % r.type)
-        soft = resource.RLIM_INFINITY if r.soft >= _U64 else r.soft
-        hard = resource.RLIM_INFINITY if r.hard >= _U64 else r.hard
+        soft = L.RLIM_INFINITY if r.soft >= _U64 else r.soft
+        hard = L.RLIM_INFINITY if r.hard >= _U64 else r.hard
         try:
             sc.setrlimit(n, (soft, hard))
         except (OSError, ValueError) as e:

@@ -12,7 +12,9 @@ flow (as runc documents its sync messages):
     PID           child -> parent    host pid         the process the intermediate forked (create's
                                                       init on the slow path; exec's process)
     SETUP         parent -> child    init's host pid  (create) maps written, cgroup joined, mount
-                                                      sources sent: build the container
+                                                      sources sent: build the container (the parent
+                                                      meanwhile records the init and sets up its
+                                                      network: InitOptions.while_building)
     JOIN          parent -> child    -                (exec) in the cgroup: join the namespaces
     HOOKS         child -> parent    -                (create) mounts made: run prestart and
                                                       createRuntime hooks now

@@ -174,6 +174,24 @@ def close_range(first, last=0xFFFFFFFF, cloexec=False):
     _check(lib.pyrun_close_range(first, last, CLOSE_RANGE_CLOEXEC if cloexec else 0), "close_range")
 
 
+AF_INET = 2
+SOCK_DGRAM = 2
+SOCK_CLOEXEC = os.O_CLOEXEC
+
+
+def socket(family, kind, proto=0):
+    """socket(2): a bare fd (the hot path needs one for an ioctl, not the _socket module)."""
+    return _check(lib.socket(family, kind, proto), "socket")
+
+
+RLIM_INFINITY = (1 << 64) - 1
+
+
+def setrlimit(resource, soft, hard):
+    """setrlimit(2) of this process: soft and hard as the kernel takes them (RLIM_INFINITY for none)."""
+    _check(lib.pyrun_setrlimit(resource, soft, hard), "setrlimit")
+
+
 # --- the new mount API: mounts made detached, shaped, then attached to an fd ---------------------------
 
 OPEN_TREE_CLONE = 1

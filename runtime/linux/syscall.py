@@ -182,9 +182,7 @@ class Syscall:
         os.setresuid(ruid, euid, suid)
 
     def setrlimit(self, resource: int, limits: tuple) -> None:
-        import resource as _resource  # only for configs with rlimits (see init.process.set_rlimits)
-
-        _resource.setrlimit(resource, limits)
+        L.setrlimit(resource, *limits)
 
     def signal(self, sig: int, handler) -> None:
         import _signal

@@ -11,8 +11,6 @@ imports pyroute2: only a container that asks for them pays its import); and tear
 A network namespace given by `path` is someone else's (containerd, CNI): pyrun touches nothing in it but
 the devices linux.netDevices names. Everything pyrun sets up is written to the container's record
 (`network`) before it is made, so `delete --force` after a killed pyrun undoes it."""
-import _socket as socket  # the C module: `socket` costs ~7 ms of imports (enum, selectors)
-
 from runtime import lightos as os
 from runtime.errors import ConfigError, PyrunError
 
@@ -83,8 +81,10 @@ def plan(cfg) -> Plan:
                                   "namespace" % (host, name))
             if "%d" not in name:
                 inside.add(name)
+            import _socket  # the C module: `socket` costs ~7 ms of imports (enum, selectors)
+
             try:
-                socket.if_nametoindex(host)
+                _socket.if_nametoindex(host)
             except OSError:
                 raise ConfigError("linux.netDevices: %s: no such network interface on the host" % host) from None
             p.devices.append((host, name))
@@ -135,7 +135,8 @@ def parse_ipv4(text: str, where: str) -> int:
     if len(parts) != 4 or not all(x.isdigit() and len(x) <= 3 and int(x) <= 255 and (x == "0" or x[0] != "0")
                                   for x in parts):
         raise ConfigError("%s: %r is not an IPv4 address" % (where, text))
-    return int.from_bytes(socket.inet_aton(text), "big")
+    a, b, c, d = (int(x) for x in parts)
+    return a << 24 | b << 16 | c << 8 | d
 
 
 def parse_cidr(text: str, where: str) -> tuple[int, int]:
@@ -161,7 +162,7 @@ def broadcast(net: int, prefix: int) -> int:
 
 
 def ntoa(addr: int) -> str:
-    return socket.inet_ntoa(addr.to_bytes(4, "big"))
+    return "%d.%d.%d.%d" % (addr >> 24 & 255, addr >> 16 & 255, addr >> 8 & 255, addr & 255)
 
 
 def veth_name(root: str, cid: str) -> str:
@@ -234,28 +235,31 @@ def teardown(rec: dict | None, root: str, cid: str, pid: int) -> None:
 
 def loopback_up(netns: int) -> None:
     """`lo` up in the given netns without netlink: a socket made in that namespace (setns there and
-    back; a socket stays in the namespace it was made in) and SIOCSIFFLAGS."""
-    s = socket_in(netns, socket.AF_INET, socket.SOCK_DGRAM)
+    back; a socket stays in the namespace it was made in) and SIOCSIFFLAGS. The socket is a bare fd
+    from pyrun's bindings: every container with a network namespace of its own comes here, and the
+    _socket module's load would cost each of them ~0.2 ms."""
+    from runtime import linux as L
+
+    fd = in_netns(netns, lambda: L.socket(L.AF_INET, L.SOCK_DGRAM | L.SOCK_CLOEXEC))
     try:
-        set_up(s, "lo")
+        set_up(fd, "lo")
     finally:
-        s.close()
+        os.close(fd)
 
 
 def loopback_up_here() -> None:
     """`lo` up in this process's own netns (the init of a rootless container, root of the user namespace
     that owns it)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    from runtime import linux as L
+
     try:
-        set_up(s, "lo")
+        fd = L.socket(L.AF_INET, L.SOCK_DGRAM | L.SOCK_CLOEXEC)
+        try:
+            set_up(fd, "lo")
+        finally:
+            os.close(fd)
     except OSError as e:
         raise PyrunError("network setup: lo up: %s" % (e.strerror or e)) from None
-    finally:
-        s.close()
-
-
-def socket_in(netns: int, family: int, kind: int, proto: int = 0) -> socket.socket:
-    return in_netns(netns, lambda: socket.socket(family, kind | socket.SOCK_CLOEXEC, proto))
 
 
 def in_netns(netns: int, make):
@@ -276,19 +280,23 @@ def in_netns(netns: int, make):
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
 
-def set_up(s: socket.socket, name: str) -> None:
+def set_up(fd: int, name: str) -> None:
+    """Link `name` up (IFF_UP) through the socket fd's namespace. struct ifreq: the name in 16 bytes, then
+    ifr_flags (a short) and the union's remaining 22 bytes."""
     import fcntl
-    import struct
 
-    req = struct.pack("16sh22x", name.encode(), 0)
-    flags = struct.unpack("16sh22x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, req))[1]
+    def ifreq(flags: int) -> bytes:
+        return name.encode().ljust(16, b"\0")[:16] + flags.to_bytes(2, "little", signed=True) + bytes(22)
+
+    flags = int.from_bytes(fcntl.ioctl(fd, _SIOCGIFFLAGS, ifreq(0))[16:18], "little", signed=True)
     if not flags & _IFF_UP:
-        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sh22x", name.encode(), flags | _IFF_UP))
+        fcntl.ioctl(fd, _SIOCSIFFLAGS, ifreq(flags | _IFF_UP))
 
 
 def dellink(name: str) -> bool:
     """Delete a link by name with one RTM_DELLINK (no pyroute2: teardown stays cheap). False if there
     was no such link."""
+    import _socket as socket
     import struct
 
     if not os.path.exists("/sys/class/net/" + name):

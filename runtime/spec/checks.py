@@ -1,7 +1,7 @@
 """Checks of a process and its config that need nothing but the document: run by create and exec before
 anything starts (spec.load, the engine), and again by the child stages that apply the fields
 (init.process, init.sched) where a wrong value would do harm. No side effects, no child-side imports."""
-import struct
+import _struct as struct  # the C module struct re-exports (struct.py costs its own import)
 
 from runtime.errors import ConfigError, PyrunError
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from runtime.errors import ConfigError
-from runtime.network import Plan, leases, ntoa, parse_cidr, plan, veth_name
+from runtime.network import Plan, leases, ntoa, parse_cidr, parse_ipv4, plan, veth_name
 from runtime.spec.model import Config
 
 A = "org.pyrun.network"
@@ -121,3 +122,14 @@ def test_leases_distinct_reclaimed_released(tmp_path):
 
 def test_plan_is_plain_data():
     assert Plan("none").devices == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=0xFFFFFFFF))
+def test_ipv4_text_agrees_with_the_socket_module(addr):
+    """parse_ipv4 and ntoa do without _socket (the hot path's network module does not load it)."""
+    import socket
+
+    text = socket.inet_ntoa(addr.to_bytes(4, "big"))
+    assert ntoa(addr) == text
+    assert parse_ipv4(text, "x") == addr

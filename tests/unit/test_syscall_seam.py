@@ -57,7 +57,7 @@ def test_rlimits_through_the_seam():
     f = FakeSyscall()
     P.set_rlimits([Rlimit({"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1024}),
                    Rlimit({"type": "RLIMIT_CORE", "hard": 2 ** 64 - 1, "soft": 2 ** 64 - 1})], sc=f)
-    assert f.rlimits == {7: (1024, 2048), 4: (-1, -1)}
+    assert f.rlimits == {7: (1024, 2048), 4: (L.RLIM_INFINITY, L.RLIM_INFINITY)}  # RLIM_INFINITY: 2**64 - 1
 
 
 def test_oom_score_adj_refused_names_the_capability():
