@@ -14,7 +14,7 @@ tests/integration/test_install.py checks that the installed commands import no `
 import sys
 
 from posix import *  # noqa: F401,F403 -- os re-exports posix's calls and constants; so does this
-from posix import environ as _initial_environ, getcwd, getuid, mkdir, stat, unsetenv
+from posix import environ as _posix_environ, getcwd, getuid, mkdir, stat, unsetenv
 
 SEEK_SET = 0  # os defines it in Python (posix has no SEEK_* constants)
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000
@@ -38,7 +38,7 @@ class _Environ:
         real = sys.modules.get("os")
         if real is not None:
             return real.environ.get(key, default)
-        value = _initial_environ.get(_encode(key))
+        value = _posix_environ.get(_encode(key))
         if value is None:
             return default
         return _decode(value)
@@ -49,7 +49,7 @@ class _Environ:
         real = sys.modules.get("os")
         if real is not None:
             return real.environ.pop(key, default)
-        value = _initial_environ.pop(_encode(key), None)
+        value = _posix_environ.pop(_encode(key), None)
         if value is None:
             return default
         unsetenv(_encode(key))

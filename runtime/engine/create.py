@@ -108,9 +108,9 @@ def _create(ctx, cid, cfg, net, pid_file, console_socket, no_pivot, preserve_fds
         c.stdio = None
 
         def while_building(pid: int) -> None:
-            # The init exists, in its namespaces, and builds the container meanwhile (the parent only
-            # waits for it otherwise): its record and the network need nothing more. Before its
-            # prestart hooks, as the network is ready before the user process runs.
+            # The init exists, in its namespaces, and builds the container meanwhile (the parent would
+            # only wait for it otherwise): its record and its network need nothing more. This runs before
+            # the parent answers the init's HOOKS, so prestart hooks find the network up.
             record["pid"] = pid
             record["init_start"] = S.proc_start_time(pid)
             if cfg.linux.namespace("pid") is not None:
