@@ -15,7 +15,6 @@ _RLIMITS = {
     "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
     "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
-_U64 = (1 << 64) - 1
 
 
 def lookup_executable(name: str, env: list[str], sc: Syscall = REAL) -> str:
@@ -52,8 +51,8 @@ def set_rlimits(rlimits, sc: Syscall = REAL) -> None:
         n = _RLIMITS.get(r.type)
         if n is None:
             raise ConfigError("process.rlimits: unknown rlimit %r" % r.type)
-        soft = L.RLIM_INFINITY if r.soft >= _U64 else r.soft
-        hard = L.RLIM_INFINITY if r.hard >= _U64 else r.hard
+        # a value at or above 2**64 - 1 is no limit (the kernel's RLIM_INFINITY is that value)
+        soft, hard = min(r.soft, L.RLIM_INFINITY), min(r.hard, L.RLIM_INFINITY)
         try:
             sc.setrlimit(n, (soft, hard))
         except (OSError, ValueError) as e:
