@@ -3,8 +3,8 @@ transient scope unit that systemd creates and owns, as runc's systemd driver mak
 
 cgroupsPath "slice:prefix:name" -> the unit `prefix-name.scope` in `slice` (default "system.slice"; a
 name ending in ".slice" is taken as is), started through systemd's D-Bus API (StartTransientUnit, over
-the system bus, with jeepney, imported only here) with Delegate=yes and the container's init as its
-only PID, and the resources translated into unit properties the way runc translates them (MemoryMax,
+the system bus, with pyrun's own client: runtime/cgroups/dbus.py) with Delegate=yes and the container's
+init as its only PID, and the resources translated into unit properties the way runc translates them (MemoryMax,
 MemoryLow, MemorySwapMax, CPUWeight, CPUQuotaPerSecUSec/CPUQuotaPeriodUSec, TasksMax, AllowedCPUs,
 AllowedMemoryNodes, the unified keys that have one, and linux.resources.devices as DevicePolicy/DeviceAllow).
 The same resources are then written to the cgroup files too (what systemd has no property for: io.max,
@@ -18,9 +18,9 @@ the init is let go), not in `create`: the init is cloned outside the cgroup and 
 
 `org.systemd.property.NAME` annotations are passed through as properties of the unit (values in the
 GVariant text forms runc's users write: "uint64 123", "true", "'text'")."""
-import os
 import time
 
+from runtime import lightos as os
 from runtime.cgroups import files
 from runtime.cgroups import convert as C
 from runtime.cgroups.v2 import V2Cgroup
@@ -313,34 +313,27 @@ def annotation_properties(annotations: dict | None) -> list:
 
 # -- D-Bus ------------------------------------------------------------------------------------------------
 class _Bus:
-    """One blocking connection to the system bus, for a few method calls."""
+    """One blocking connection to the system bus, for a few method calls (runtime/cgroups/dbus.py)."""
 
     def __init__(self):
+        from runtime.cgroups import dbus
+
         try:
-            from jeepney import DBusAddress
-            from jeepney.io.blocking import open_dbus_connection
-        except ImportError:
-            raise PyrunError("--systemd-cgroup needs the jeepney package (pip install jeepney)") from None
-        try:
-            self.conn = open_dbus_connection(bus="SYSTEM")
-        except Exception as e:  # OSError, auth failures: one line either way
+            self.conn = dbus.system_bus(timeout=30)
+        except (OSError, dbus.ProtocolError, dbus.DBusError) as e:  # no bus, auth refused: one line either way
             raise PyrunError("--systemd-cgroup: cannot reach systemd on the system bus: %s" % (e,)) from None
-        self.manager = DBusAddress(OBJECT, bus_name=SYSTEMD, interface=MANAGER)
 
     def call(self, method: str, signature: str, *args):
-        from jeepney import new_method_call
-        from jeepney.wrappers import DBusErrorResponse
+        from runtime.cgroups import dbus
 
         try:
-            reply = self.conn.send_and_get_reply(new_method_call(self.manager, method, signature, args),
-                                                 timeout=30)
-            from jeepney.wrappers import unwrap_msg
-
-            return unwrap_msg(reply)
-        except DBusErrorResponse as e:
-            raise _DBusError(e.name, " ".join(str(a) for a in (e.data or ()))) from None
-        except TimeoutError:
+            return self.conn.call(SYSTEMD, OBJECT, MANAGER, method, signature, args)
+        except dbus.DBusError as e:
+            raise _DBusError(e.name, e.text) from None
+        except dbus.Timeout:
             raise PyrunError("systemd: %s timed out" % method) from None
+        except (OSError, dbus.ProtocolError) as e:
+            raise PyrunError("systemd: %s: %s" % (method, e)) from None
 
     def close(self):
         self.conn.close()

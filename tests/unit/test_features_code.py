@@ -69,15 +69,16 @@ def test_systemd_claims(monkeypatch):
     cg = Cgroup.for_container("system.slice:pyrun:x", "x", systemd=True,
                               mountinfo="30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
     assert isinstance(cg, systemd.SystemdCgroup) and CG["systemd"] is True
+    from runtime.cgroups import dbus
+
     buses = []
 
-    def fake_open(bus):
-        buses.append(bus)
+    def fake_connection(address, timeout=30.0):
+        buses.append(address)
         raise OSError("no bus here")
 
-    import jeepney.io.blocking
-
-    monkeypatch.setattr(jeepney.io.blocking, "open_dbus_connection", fake_open)
+    monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
+    monkeypatch.setattr(dbus, "Connection", fake_connection)
     with pytest.raises(PyrunError, match="system bus"):
         systemd._Bus()
-    assert buses == ["SYSTEM"] and CG["systemdUser"] is False
+    assert buses == ["/var/run/dbus/system_bus_socket"] and CG["systemdUser"] is False
