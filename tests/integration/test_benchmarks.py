@@ -51,3 +51,13 @@ def test_scale_and_report(tmp_path, launcher):
     doc = (tmp_path / "performance.md").read_text()
     assert "## Many containers" in doc and "scale.svg" in doc
     assert (tmp_path / "scale.svg").read_text().startswith("<svg")
+
+
+def test_dbus_clients_benchmark_runs():
+    """benchmarks/dbus.py: both clients against a private dbus-daemon (no root, no runc)."""
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip("dbus-daemon is not installed (Debian: dbus-daemon)")
+    p = subprocess.run([sys.executable, os.path.join(BENCH, "dbus.py"), "-n", "1"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "| pyrun's client |" in p.stdout and "| jeepney |" in p.stdout and "/ jeepney" in p.stdout, p.stdout
