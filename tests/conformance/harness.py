@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from tests import leaks
@@ -629,6 +630,14 @@ class Harness:
                         break
                     time.sleep(0.02)
                 else:
+                    if ctx.name == "runc" and _remove_reference_leak(path):
+                        # runc 1.1.5's own failure path can leave the cgroup of a create that failed in
+                        # nsexec: its rmdir races the exit of its stage processes (seen in the slow VM).
+                        # The reference's leak, not pyrun's: removed here, so that no case after this one
+                        # meets it, and said.
+                        warnings.warn("case %s: runc left its cgroup %s (removed by the harness)"
+                                      % (ctx.case.name, path))
+                        continue
                     problems.append("%s: cgroup left: %s" % (ctx.name, path))
         mounts = leaks.host_mounts([ctx.dir])
         if mounts:
@@ -665,6 +674,35 @@ def _read(path) -> str:
             return f.read().decode(errors="replace")
     except (OSError, TypeError):
         return ""
+
+
+def _remove_reference_leak(path: str, timeout: float = 5.0) -> bool:
+    """Remove a cgroup directory the reference runtime left: once the processes still in it have exited
+    (SIGKILLed when they outlast `timeout`), rmdir. False if it cannot be removed."""
+    end = time.monotonic() + timeout
+    killed = False
+    while True:
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            pass
+        if time.monotonic() > end:
+            if killed:
+                return False
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        try:
+                            os.kill(int(pid), signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+            except OSError:
+                return False
+            killed, end = True, time.monotonic() + timeout
+        time.sleep(0.05)
 
 
 def cgroup_dirs(cid: str) -> list[str]:

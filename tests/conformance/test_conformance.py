@@ -52,3 +52,34 @@ def test_a_per_host_mark_must_say_what_pyrun_does_instead():
     c = Case("x", "per host", probe="a", expect="A", on={"v2": {"probe": "b", "differs": "r", "pyrun_expect": "B"}})
     assert (c.for_host("v2").probe, c.for_host("v2").differs, c.for_host("v2").expect) == ("b", "r", "A")
     assert (c.for_host("hybrid").probe, c.for_host("hybrid").differs) == ("a", None)
+
+
+def test_a_cgroup_runc_leaves_is_removed_with_what_is_in_it(tmp_path):
+    """The harness's clean-up of the reference's own leak (runc 1.1.5, a create failing in nsexec): a
+    cgroup with a process still in it is emptied (SIGKILL after the wait) and removed."""
+    import os
+    import subprocess
+    import time
+
+    from tests.conftest import require_root
+    from tests.conformance.harness import _remove_reference_leak
+
+    require_root()
+    with open("/proc/self/mountinfo") as f:
+        v2 = [ln.split()[4] for ln in f if ln.split()[ln.split().index("-") + 1] == "cgroup2"]
+    assert v2, "no cgroup2 mount on this host"
+    path = os.path.join(v2[0], "pyrun-test-leak-%d" % os.getpid())
+    os.mkdir(path)
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(proc.pid))
+        t = time.monotonic()
+        assert _remove_reference_leak(path, timeout=0.3)
+        assert not os.path.exists(path) and time.monotonic() - t < 5
+        assert proc.wait(5) == -9
+    finally:
+        proc.kill()
+        proc.wait()
+        if os.path.exists(path):
+            os.rmdir(path)
