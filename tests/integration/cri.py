@@ -250,6 +250,15 @@ class CriContainerd:
             oci_image_tar(rootfs, tar, name=name, cmd=cmd)
             self.ctr("images", "import", tar)
             os.unlink(tar)
+        # The CRI plugin learns of an imported image from containerd's events, a moment after the import: a
+        # RunPodSandbox before that does not find the sandbox image and tries to pull it from the network
+        # (seen once in the slow VM). Wait until CRI itself reports both.
+        deadline = time.monotonic() + 60
+        for name in (IMAGE, PAUSE_IMAGE):
+            while field(self.cri.call("ImageService", "ImageStatus", [(1, [(1, name)])], timeout=10), 1) is None:
+                if time.monotonic() > deadline:
+                    raise AssertionError("CRI does not see the imported image %s:\n%s" % (name, self.log()))
+                time.sleep(0.1)
 
     def stop(self) -> None:
         """Every pod's containers and sandbox away (through CRI, then containerd's own view), then the
