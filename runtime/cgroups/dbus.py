@@ -81,6 +81,13 @@ def split(sig: str) -> list:
     return out
 
 
+def _variant_type(sig: str) -> str:
+    """A variant's signature, which must be one complete type."""
+    if len(split(sig)) != 1:
+        raise ProtocolError("variant signature %r: one complete type expected" % sig)
+    return sig
+
+
 # -- writing ------------------------------------------------------------------------------------------------
 def _pad(buf: bytearray, n: int) -> None:
     buf.extend(bytes(-len(buf) % n))
@@ -99,23 +106,16 @@ def _put(buf: bytearray, t: str, v) -> None:
         import _struct
 
         buf.extend(_struct.pack("<d", v))
-    elif c in "so":
+    elif c in "sog":  # the length (a byte for a signature, 4 for the others), the UTF-8, a NUL
         data = v.encode()
-        buf.extend(len(data).to_bytes(4, "little"))
-        buf.extend(data)
-        buf.append(0)
-    elif c == "g":
-        data = v.encode()
-        if len(data) > 255:
+        if c == "g" and len(data) > 255:
             raise ProtocolError("signature %r is too long" % v)
-        buf.append(len(data))
+        buf.extend(len(data).to_bytes(1 if c == "g" else 4, "little"))
         buf.extend(data)
         buf.append(0)
     elif c == "v":
         sig, value = v
-        if len(split(sig)) != 1:
-            raise ProtocolError("variant signature %r: one complete type expected" % sig)
-        _put(buf, "g", sig)
+        _put(buf, "g", _variant_type(sig))
         _put(buf, sig, value)
     elif c == "a":
         elem = t[1:]
@@ -186,20 +186,13 @@ class _Reader:
             import _struct
 
             return _struct.unpack("<d" if self.order == "little" else ">d", self._take(8))[0]
-        if c in "so":
-            n = int.from_bytes(self._take(4), self.order)
-            text = bytes(self._take(n)).decode()
-            self._take(1)
-            return text
-        if c == "g":
-            n = self._take(1)[0]
+        if c in "sog":
+            n = int.from_bytes(self._take(1 if c == "g" else 4), self.order)
             text = bytes(self._take(n)).decode()
             self._take(1)
             return text
         if c == "v":
-            sig = self.get("g")
-            if len(split(sig)) != 1:
-                raise ProtocolError("variant signature %r: one complete type expected" % sig)
+            sig = _variant_type(self.get("g"))
             return (sig, self.get(sig))
         if c == "a":
             n = int.from_bytes(self._take(4), self.order)
@@ -270,7 +263,8 @@ def parse(data: bytes) -> Message:
 
 # -- the connection -----------------------------------------------------------------------------------------
 def system_bus_address() -> tuple:
-    """(family argument for connect) of the system bus: $DBUS_SYSTEM_BUS_ADDRESS's first unix address."""
+    """The socket address of the system bus, as connect() takes it (a leading NUL for an abstract one):
+    $DBUS_SYSTEM_BUS_ADDRESS's first unix address, else the specification's default."""
     addresses = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS
     for address in addresses.split(";"):
         kind, _, rest = address.partition(":")
