@@ -5,7 +5,7 @@ with godbus.
 Its own, not a library's: jeepney, the pure-Python client pyrun used before, costs ~15 ms to import
 (typing, enum, socket, re and its own modules), and every `create`, `update` and `delete` of a container
 under `--systemd-cgroup` (Kubernetes' and podman's usual driver) talks to systemd. This module imports
-`_socket` (built into the interpreter, ~0.1 ms) and nothing else.
+`_socket` and `time` (both built into the interpreter, ~0.1 ms) and nothing else.
 
 What it speaks (the D-Bus specification, "Message Protocol" and "Authentication Protocol"):
     connect      AF_UNIX stream to $DBUS_SYSTEM_BUS_ADDRESS (its unix:path= or unix:abstract=), by default
@@ -14,11 +14,15 @@ What it speaks (the D-Bus specification, "Message Protocol" and "Authentication 
     Hello        the first call on a bus: the bus names the connection
     call         a METHOD_CALL with PATH, INTERFACE, MEMBER, DESTINATION and SIGNATURE header fields and
                  the body marshalled by the signature; messages until the METHOD_RETURN or ERROR whose
-                 REPLY_SERIAL is the call's are read and the others (signals) dropped
+                 REPLY_SERIAL is the call's are read; signals met on the way are kept for next_signal,
+                 replies to other serials dropped
+    signals      AddMatch (add_match) has the bus route the signals a rule matches to this connection;
+                 next_signal takes them in the order they came (the driver waits for systemd's JobRemoved)
 Values go in as the signature says: integers, bool, str for s/o/g, bytes or a list for ay, lists for
 arrays, tuples for structs, dicts for a{..}, and (signature, value) for a variant (as jeepney took them).
 Both byte orders are read; messages are written little-endian. Unix fds (h) are not supported."""
 import _socket
+import time
 
 from runtime import lightos as os
 
@@ -296,10 +300,16 @@ def _unescape(value: str) -> str:
 class Connection:
     """A connection to a bus, authenticated and named (Hello)."""
 
+    # Signals kept for next_signal at most (the oldest dropped first): the bus sends this connection only
+    # what its match rules ask for, and NameAcquired.
+    KEEP_SIGNALS = 256
+
     def __init__(self, address, timeout: float = 30.0):
         self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         self._buf = b""
         self.serial = 0
+        self.timeout = timeout
+        self.signals: list = []  # received, not yet taken by next_signal
         try:
             self.sock.settimeout(timeout)
             self.sock.connect(address)
@@ -324,18 +334,25 @@ class Connection:
         line, self._buf = self._buf.split(b"\r\n", 1)
         return line
 
-    def _read(self, n: int) -> bytes:
+    def _fill(self, n: int) -> None:
+        """At least n bytes in the buffer. Nothing is taken from it here, so a time-out half way through a
+        message loses nothing: the next receive() goes on where this one stopped."""
         while len(self._buf) < n:
             chunk = self.sock.recv(max(n - len(self._buf), 65536))
             if not chunk:
                 raise ProtocolError("the bus closed the connection")
             self._buf += chunk
-        data, self._buf = self._buf[:n], self._buf[n:]
-        return data
 
     def receive(self) -> Message:
-        head = self._read(16)
-        return parse(head + self._read(message_length(head) - 16))
+        self._fill(16)
+        n = message_length(self._buf[:16])
+        self._fill(n)
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return parse(data)
+
+    def _keep(self, m: Message) -> None:
+        self.signals.append(m)
+        del self.signals[:-self.KEEP_SIGNALS]
 
     def call(self, destination: str, path: str, interface: str, member: str, signature: str = "", args=()):
         """The reply's body values; DBusError for an ERROR reply; Timeout past the connection's timeout."""
@@ -344,12 +361,42 @@ class Connection:
         self.sock.sendall(method_call(serial, destination, path, interface, member, signature, args))
         while True:
             m = self.receive()
+            if m.kind == SIGNAL:
+                self._keep(m)  # NameAcquired after Hello; a JobRemoved that came before the reply it follows
+                continue
             if m.kind not in (METHOD_RETURN, ERROR) or m.fields.get(REPLY_SERIAL) != serial:
-                continue  # a signal (NameAcquired after Hello) or a reply to nothing of ours
+                continue  # a reply to nothing of ours
             if m.kind == ERROR:
                 text = m.body[0] if m.body and isinstance(m.body[0], str) else ""
                 raise DBusError(m.fields.get(ERROR_NAME, "org.freedesktop.DBus.Error.Failed"), text)
             return m.body
+
+    def add_match(self, rule: str) -> None:
+        """Have the bus send this connection the signals `rule` matches (the specification's match rules:
+        "type='signal',interface='...',member='...'")."""
+        self.call(BUS_NAME, BUS_PATH, BUS_INTERFACE, "AddMatch", "s", (rule,))
+
+    def next_signal(self, timeout: float) -> Message | None:
+        """The oldest signal received and not yet taken (those a call met while it waited for its reply
+        first), waiting up to `timeout` seconds for one; None if none came. Method calls and replies that
+        come meanwhile are dropped: this connection serves no methods and has no call outstanding."""
+        if self.signals:
+            return self.signals.pop(0)
+        end = time.monotonic() + timeout
+        try:
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self.sock.settimeout(left)
+                try:
+                    m = self.receive()
+                except Timeout:
+                    return None
+                if m.kind == SIGNAL:
+                    return m
+        finally:
+            self.sock.settimeout(self.timeout)
 
     def close(self) -> None:
         self.sock.close()

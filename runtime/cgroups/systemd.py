@@ -14,7 +14,9 @@ installed in place of the one systemd attached for DeviceAllow (as runc's fs2 co
 A scope needs a process to exist, so the unit is started when the init's pid is added (`add`, before
 the init is let go), not in `create`: the init is cloned outside the cgroup and moved by systemd.
 `destroy` stops the unit (and resets it if it failed); it works from the saved state alone, so
-`delete --force` removes the unit of a pyrun that died half-way.
+`delete --force` removes the unit of a pyrun that died half-way. Both wait for their job's end as runc's
+driver does, by systemd's JobRemoved signal (`_Bus.wait_job`): a start job that does not end "done"
+fails the create with its result.
 
 `org.systemd.property.NAME` annotations are passed through as properties of the unit (values in the
 GVariant text forms runc's users write: "uint64 123", "true", "'text'")."""
@@ -29,6 +31,8 @@ from runtime.errors import PyrunError
 SYSTEMD = "org.freedesktop.systemd1"
 OBJECT = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
+# The match rule for the signal systemd sends when a job ends: (id u, job o, unit s, result s).
+JOB_REMOVED = ("type='signal',sender='%s',path='%s',interface='%s',member='JobRemoved'" % (SYSTEMD, OBJECT, MANAGER))
 INFINITY = (1 << 64) - 1
 DEFAULT_SLICE = "system.slice"
 DEFAULT_PREFIX = "pyrun"
@@ -324,16 +328,53 @@ class _Bus:
             raise PyrunError("--systemd-cgroup: cannot reach systemd on the system bus: %s" % (e,)) from None
 
     def call(self, method: str, signature: str, *args):
+        return self._do(method, self.conn.call, SYSTEMD, OBJECT, MANAGER, method, signature, args)
+
+    def _do(self, method: str, fn, *args):
+        """fn(*args), its errors worded for the user: one line, naming the method."""
         from runtime.cgroups import dbus
 
         try:
-            return self.conn.call(SYSTEMD, OBJECT, MANAGER, method, signature, args)
+            return fn(*args)
         except dbus.DBusError as e:
             raise _DBusError(e.name, e.text) from None
         except dbus.Timeout:
             raise PyrunError("systemd: %s timed out" % method) from None
         except (OSError, dbus.ProtocolError) as e:
             raise PyrunError("systemd: %s: %s" % (method, e)) from None
+
+    def watch_jobs(self) -> None:
+        """Have the bus send this connection systemd's JobRemoved signals. systemd sends a job's signals
+        to the bus, without Subscribe, while the client that queued the job is connected (what runc's
+        driver relies on too); the bus passes them on to the connections whose match rules ask."""
+        self._do("AddMatch", self.conn.add_match, JOB_REMOVED)
+
+    def wait_job(self, job: str, done, timeout: float) -> str:
+        """Wait for the job (its object path, as the call that queued it returned) to end: its JobRemoved
+        result ("done", "failed", "canceled", "timeout", "dependency", "skipped"), or "done" once done()
+        holds, checked whenever no signal came for a while (doubling from 2 ms to 50 ms: a systemd that
+        sent no JobRemoved is waited for as before); "timed out" when neither happens within timeout."""
+        from runtime.cgroups import dbus
+
+        now = time.monotonic()
+        end, delay = now + timeout, 0.002
+        poll_at = now + delay
+        while True:
+            try:
+                m = self.conn.next_signal(max(0.0, min(poll_at, end) - now))
+            except (OSError, dbus.ProtocolError) as e:
+                raise PyrunError("systemd: waiting for %s: %s" % (job, e)) from None
+            if (m is not None and m.fields.get(dbus.MEMBER) == "JobRemoved" and m.fields.get(dbus.PATH) == OBJECT
+                    and len(m.body) == 4 and m.body[1] == job):
+                return m.body[3]
+            now = time.monotonic()  # other jobs' signals do not put off the polling
+            if now >= poll_at:
+                if done():
+                    return "done"
+                delay = min(delay * 2, 0.05)
+                poll_at = now + delay
+            if now > end:
+                return "timed out"
 
     def close(self):
         self.conn.close()
@@ -408,16 +449,25 @@ class SystemdCgroup(V2Cgroup):
         props += resource_properties(self.pending or {})
         props += device_properties((self.pending or {}).get("devices"))
         props += self.extra
+        def taken():
+            return pid in files.pids_in(self.path, recursive=False)
+
         bus = _Bus()
         try:
+            bus.watch_jobs()  # before the call: the job's JobRemoved may follow the call's reply at once
             try:
-                bus.call("StartTransientUnit", "ssa(sv)a(sa(sv))", self.unit, "replace", props, [])
+                job = bus.call("StartTransientUnit", "ssa(sv)a(sa(sv))", self.unit, "replace", props, [])[0]
             except _DBusError as e:
                 raise PyrunError("systemd: cannot start %s: %s" % (self.unit, e)) from None
+            self.started = True  # from here on destroy stops and resets it, whatever the job's end
+            # Its JobRemoved ends the wait as soon as systemd has moved the init (runc's driver waits for
+            # the same signal); polling the scope's cgroup.procs instead slept 2 ms or more each create.
+            result = bus.wait_job(job, taken, 10.0)
         finally:
             bus.close()
-        self.started = True
-        if not self._wait(lambda: pid in files.pids_in(self.path, recursive=False), 10.0):
+        if result != "done":  # as runc: "error creating systemd unit `x.scope`: got `failed`"
+            raise PyrunError("systemd: starting %s: its job ended %r" % (self.unit, result))
+        if not self._wait(taken, 1.0):
             raise PyrunError("systemd: %s did not take pid %d into %s" % (self.unit, pid, self.path))
         # systemd enables only the controllers it manages (not hugetlb, rdma, misc) on the way down: enable
         # every one the root has, as runc does after starting the unit, so that all limits can be set.
@@ -441,22 +491,36 @@ class SystemdCgroup(V2Cgroup):
     def destroy(self) -> None:
         """Stop the unit (gone already when its last process left) and forget a failed state; then make
         sure the directory is gone."""
+        def gone():
+            return not os.path.exists(self.path)
+
         try:
             bus = _Bus()
         except PyrunError:
             bus = None
         if bus is not None:
             try:
-                for method in ("StopUnit", "ResetFailedUnit"):
-                    try:
-                        bus.call(method, "ss" if method == "StopUnit" else "s",
-                                 *((self.unit, "replace") if method == "StopUnit" else (self.unit,)))
-                    except _DBusError as e:
-                        if not e.name.endswith(("NoSuchUnit", "LoadFailed")):
-                            raise
+                try:
+                    job = bus.call("StopUnit", "ss", self.unit, "replace")[0]
+                except _DBusError as e:
+                    if not e.name.endswith(("NoSuchUnit", "LoadFailed")):
+                        raise
+                    job = None  # gone already, the usual case: systemd stopped it when its last process left
+                if job is not None:
+                    # The stop job's end, not a poll of the directory (whatever its result: the directory
+                    # is made sure of below; runc only warns about a stop that failed). The match is asked
+                    # for only now, to spare the usual delete its round trip: a stop that ends before the
+                    # bus has it is seen by wait_job's polling instead, as all were before.
+                    bus.watch_jobs()
+                    bus.wait_job(job, gone, 10.0)
+                try:  # after the stop: a stop that failed leaves the unit failed, and loaded
+                    bus.call("ResetFailedUnit", "s", self.unit)
+                except _DBusError as e:
+                    if not e.name.endswith(("NoSuchUnit", "LoadFailed")):
+                        raise
             finally:
                 bus.close()
-        if not self._wait(lambda: not os.path.exists(self.path), 10.0):
+        if not self._wait(gone, 10.0):
             files.remove_tree(self.path)
 
     @staticmethod

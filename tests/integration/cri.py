@@ -288,4 +288,7 @@ class CriContainerd:
                 self.proc.kill()
                 self.proc.wait()
             self._log.close()
+            # pytest shows a failed test's teardown output: containerd's log (its shims' lines among them)
+            # then says why a CRI call failed, where the call's own error says only what it saw
+            print("containerd's log, last lines:\n" + self.log())
 

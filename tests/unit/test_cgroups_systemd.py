@@ -1,4 +1,6 @@
 """The systemd driver's translations (no systemd needed): cgroupsPath, slices, unit properties."""
+import time
+
 import pytest
 
 from runtime.cgroups import Cgroup
@@ -155,3 +157,136 @@ def test_device_properties_allow_all_and_deny_lists():
         "DevicePolicy": ("s", "strict"), "DeviceAllow": ("a(ss)", [])}
     with pytest.raises(PyrunError, match=r"linux.resources.devices\[0\]"):
         device_properties([{"allow": True, "type": "x", "access": "rwm"}])
+
+
+# -- the driver's D-Bus conversation, against a fake connection ---------------------------------------------
+class _Signal:
+    def __init__(self, job, result, member="JobRemoved", path="/org/freedesktop/systemd1"):
+        from runtime.cgroups import dbus
+
+        self.fields = {dbus.MEMBER: member, dbus.PATH: path}
+        self.body = [1, job, "x.scope", result]
+
+
+class FakeConn:
+    """What systemd._Bus uses of dbus.Connection. replies: method -> its reply body, or a DBusError to raise;
+    signals: what next_signal hands out, in order (None: a wait that times out)."""
+
+    def __init__(self, replies, signals=()):
+        self.replies, self.signals, self.log = replies, list(signals), []
+
+    def call(self, destination, path, interface, member, signature="", args=()):
+        self.log.append((member,) + tuple(args))
+        r = self.replies[member]
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    def add_match(self, rule):
+        self.log.append(("AddMatch", rule))
+
+    def next_signal(self, timeout):
+        self.log.append(("next_signal",))
+        if self.signals:
+            return self.signals.pop(0)
+        time.sleep(timeout)  # nothing came in time
+        return None
+
+    def close(self):
+        self.log.append(("close",))
+
+
+@pytest.fixture
+def fake_bus(monkeypatch):
+    from runtime.cgroups import dbus
+
+    made = []
+
+    def use(replies, signals=()):
+        conn = FakeConn(replies, signals)
+        monkeypatch.setattr(dbus, "system_bus", lambda timeout=30: made.append(conn) or conn)
+        return conn
+    return use
+
+
+JOB = "/org/freedesktop/systemd1/job/9"
+
+
+def _scope(monkeypatch, tmp_path, pids):
+    """A SystemdCgroup under tmp_path whose cgroup.procs reads `pids()`, its cgroup files left alone."""
+    from runtime.cgroups import files
+    from runtime.cgroups import systemd
+
+    cg = Cgroup.for_container("system.slice:t:x", "x", mountinfo=V2_MOUNTINFO, systemd=True)
+    cg.path = str(tmp_path / "x.scope")
+    monkeypatch.setattr(files, "pids_in", lambda path, recursive=False: pids())
+    monkeypatch.setattr(systemd.SystemdCgroup, "delegate", lambda self: None)
+    monkeypatch.setattr(systemd.SystemdCgroup, "write_resources", lambda self, r, devices=False: None)
+    cg.apply({})
+    return cg
+
+
+def test_start_waits_for_its_jobs_removed_signal_not_a_poll(monkeypatch, tmp_path, fake_bus):
+    """The match is asked for before StartTransientUnit; other jobs' signals are passed over; the job's own
+    JobRemoved ends the wait without the init's cgroup having been polled for it."""
+    from runtime.cgroups.systemd import JOB_REMOVED
+
+    checks = []
+    cg = _scope(monkeypatch, tmp_path, lambda: checks.append(1) or [42])
+    conn = fake_bus({"StartTransientUnit": [JOB]}, [_Signal("/org/freedesktop/systemd1/job/8", "failed"),
+                                                    _Signal(JOB, "done", member="JobNew"), _Signal(JOB, "done")])
+    cg.add(42)
+    names = [e[0] for e in conn.log]
+    assert names == ["AddMatch", "StartTransientUnit", "next_signal", "next_signal", "next_signal", "close"]
+    assert conn.log[0] == ("AddMatch", JOB_REMOVED)
+    assert JOB_REMOVED == ("type='signal',sender='org.freedesktop.systemd1',path='/org/freedesktop/systemd1',"
+                           "interface='org.freedesktop.systemd1.Manager',member='JobRemoved'")
+    assert len(checks) == 1  # once, after the signal: the init is in the scope
+    assert cg.started
+
+
+def test_a_start_job_that_fails_fails_create_with_its_result(monkeypatch, tmp_path, fake_bus):
+    cg = _scope(monkeypatch, tmp_path, lambda: [])
+    fake_bus({"StartTransientUnit": [JOB]}, [_Signal(JOB, "failed")])
+    with pytest.raises(PyrunError, match=r"^systemd: starting t-x.scope: its job ended 'failed'$"):
+        cg.add(42)
+    assert cg.started  # so that create's clean-up stops and resets the unit
+
+
+def test_without_its_signal_the_start_is_seen_by_polling(monkeypatch, tmp_path, fake_bus):
+    """A systemd that sends no JobRemoved (or a signal lost): the scope's cgroup.procs, polled, ends the wait."""
+    polls = []
+    cg = _scope(monkeypatch, tmp_path, lambda: polls.append(1) or ([42] if len(polls) >= 3 else []))
+    conn = fake_bus({"StartTransientUnit": [JOB]})
+    cg.add(42)
+    assert len(polls) == 4 and conn.log.count(("next_signal",)) == 3  # 3 waits; the 4th check is add's own
+
+
+def test_wait_job_times_out(fake_bus):
+    from runtime.cgroups import systemd
+
+    fake_bus({})
+    bus = systemd._Bus()
+    assert bus.wait_job(JOB, lambda: False, 0.05) == "timed out"
+
+
+def test_destroy_stops_waits_for_the_stop_job_then_resets(monkeypatch, tmp_path, fake_bus):
+    cg = _scope(monkeypatch, tmp_path, lambda: [])
+    cg.started = True
+    conn = fake_bus({"StopUnit": [JOB], "ResetFailedUnit": []}, [_Signal(JOB, "done")])
+    cg.destroy()
+    assert [e[0] for e in conn.log] == ["StopUnit", "AddMatch", "next_signal", "ResetFailedUnit", "close"]
+    assert conn.log[0] == ("StopUnit", "t-x.scope", "replace") and conn.log[3] == ("ResetFailedUnit", "t-x.scope")
+
+
+def test_destroy_of_a_unit_already_gone_asks_for_no_match(monkeypatch, tmp_path, fake_bus):
+    """The usual delete: systemd stopped the scope when its last process left. No job, so no match and no
+    wait: two calls."""
+    from runtime.cgroups.dbus import DBusError
+
+    cg = _scope(monkeypatch, tmp_path, lambda: [])
+    cg.started = True
+    gone = DBusError("org.freedesktop.systemd1.NoSuchUnit", "Unit t-x.scope not loaded.")
+    conn = fake_bus({"StopUnit": gone, "ResetFailedUnit": gone})
+    cg.destroy()
+    assert [e[0] for e in conn.log] == ["StopUnit", "ResetFailedUnit", "close"]

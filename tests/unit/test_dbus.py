@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -210,7 +211,7 @@ class FakeBus:
             while True:
                 m = parser.get_next_message()
                 if m is None:
-                    data = conn.recv(65536)
+                    data = f.read1(65536)  # through f: what its readline of BEGIN read ahead is in its buffer
                     if not data:
                         return
                     parser.add_data(data)
@@ -221,13 +222,24 @@ class FakeBus:
                 else:
                     out = self.answer(m, self)
                 for reply in out or ():
-                    conn.sendall(reply.serialise(serial=len(self.calls) + 100))
+                    if isinstance(reply, float):  # a pause
+                        time.sleep(reply)
+                    elif isinstance(reply, bytes):  # raw bytes: part of a message
+                        conn.sendall(reply)
+                    else:
+                        conn.sendall(reply.serialise(serial=len(self.calls) + 100))
 
     @staticmethod
     def _signal(member):
         return Message(Header(Endianness.little, MessageType.signal, 0, 1, 0, 0, {
             HeaderFields.path: "/org/freedesktop/DBus", HeaderFields.interface: "org.freedesktop.DBus",
             HeaderFields.member: member, HeaderFields.signature: "s"}), (":1.42",))
+
+    @staticmethod
+    def job_removed(job, result, order=Endianness.little):
+        return Message(Header(order, MessageType.signal, 0, 1, 0, 0, {
+            HeaderFields.path: "/org/freedesktop/systemd1", HeaderFields.interface: "org.freedesktop.systemd1.Manager",
+            HeaderFields.member: "JobRemoved", HeaderFields.signature: "uoss"}), (7, job, "x.scope", result))
 
     @staticmethod
     def _reply(call, sig, body, error=None, order=Endianness.little, reply_to=None):
@@ -285,6 +297,60 @@ def test_a_bus_that_does_not_answer_times_out(tmp_path):
         with pytest.raises(dbus.Timeout):
             c.call("org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
                    "StopUnit", "ss", ("x.scope", "replace"))
+        c.close()
+    finally:
+        bus.close()
+
+
+JOB = "/org/freedesktop/systemd1/job/7"
+MANAGER = ("org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager")
+
+
+def test_signals_before_and_after_a_reply_are_kept_in_order_for_next_signal(tmp_path):
+    """systemd's JobRemoved may come before the reply of the call that queued the job (both orders are
+    legal on the bus): the call keeps it, and next_signal hands signals out in the order they came."""
+    def answer(m, bus):
+        if m.header.fields[HeaderFields.member] == "AddMatch":
+            return [bus._reply(m, "", ())]
+        return [bus.job_removed("/org/freedesktop/systemd1/job/6", "done"), bus._reply(m, "o", (JOB,)),
+                0.2, bus.job_removed(JOB, "failed", order=Endianness.big)]
+
+    bus = FakeBus(tmp_path, answer)
+    try:
+        c = dbus.Connection(bus.path, timeout=5)
+        c.add_match("type='signal',member='JobRemoved'")
+        add = bus.calls[-1]
+        assert add.header.fields[HeaderFields.member] == "AddMatch" and add.body == ("type='signal',member='JobRemoved'",)
+        assert add.header.fields[HeaderFields.destination] == "org.freedesktop.DBus"
+        assert c.call(*MANAGER, "StopUnit", "ss", ("x.scope", "replace")) == [JOB]
+        got = [c.next_signal(2.0) for _ in range(3)]
+        assert [g.fields[dbus.MEMBER] for g in got] == ["NameAcquired", "JobRemoved", "JobRemoved"]
+        assert got[1].body == [7, "/org/freedesktop/systemd1/job/6", "x.scope", "done"]
+        assert got[2].body == [7, JOB, "x.scope", "failed"] and got[2].fields[dbus.PATH] == "/org/freedesktop/systemd1"
+        t = time.monotonic()
+        assert c.next_signal(0.1) is None and time.monotonic() - t >= 0.09
+        assert c.sock.gettimeout() == 5  # the connection's own time-out again, for the calls after
+        c.close()
+    finally:
+        bus.close()
+
+
+def test_a_time_out_half_way_through_a_message_loses_none_of_it(tmp_path):
+    """next_signal's time-out may fall between two parts of a message: the part read stays buffered, and the
+    next call reads the message whole."""
+    raw = FakeBus.job_removed(JOB, "done").serialise(serial=500)
+
+    def answer(m, bus):
+        return [bus._reply(m, "o", (JOB,)), raw[:20], 0.4, raw[20:]]
+
+    bus = FakeBus(tmp_path, answer)
+    try:
+        c = dbus.Connection(bus.path, timeout=5)
+        c.call(*MANAGER, "StopUnit", "ss", ("x.scope", "replace"))
+        assert c.next_signal(1.0).fields[dbus.MEMBER] == "NameAcquired"
+        assert c.next_signal(0.1) is None  # 20 bytes of the signal have come, the rest not yet
+        m = c.next_signal(2.0)
+        assert m is not None and m.body == [7, JOB, "x.scope", "done"]
         c.close()
     finally:
         bus.close()

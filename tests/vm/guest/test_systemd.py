@@ -205,3 +205,30 @@ def test_pyrun_systemd_delete_force_removes_a_created_unit(pyrun, bundle, tmp_pa
     p = subprocess.run(pyrun.argv + g + ["delete", "--force", name], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert systemctl("show", unit, "-p", "ActiveState") == "ActiveState=inactive"
+
+
+def test_start_and_stop_jobs_end_by_their_jobremoved_signal():
+    """What the driver's waits rest on: systemd sends the JobRemoved of a job to the bus, without Subscribe,
+    and the bus passes it to the connection that asked for the match. done() never holds here, so only the
+    signal can end each wait (the polling fallback would run into the time-out)."""
+    from runtime.cgroups import systemd
+
+    unit = "vmjob-%s.scope" % secrets.token_hex(4)
+    p = subprocess.Popen(["sleep", "100"])
+    bus = systemd._Bus()
+    try:
+        bus.watch_jobs()
+        props = [("PIDs", ("au", [p.pid])), ("Delegate", ("b", True)), ("DefaultDependencies", ("b", False))]
+        job = bus.call("StartTransientUnit", "ssa(sv)a(sa(sv))", unit, "replace", props, [])[0]
+        assert bus.wait_job(job, lambda: False, 20.0) == "done"
+        assert read("/proc/%d/cgroup" % p.pid) == "0::/system.slice/" + unit
+        job = bus.call("StopUnit", "ss", unit, "replace")[0]
+        assert bus.wait_job(job, lambda: False, 20.0) == "done"
+        assert p.wait(timeout=20) == -15  # the scope's stop: SIGTERM
+        assert systemctl("show", "-P", "ActiveState", unit) == "inactive"
+    finally:
+        bus.close()
+        p.kill()
+        p.wait()
+        subprocess.run(["systemctl", "stop", unit], capture_output=True, timeout=30)
+        subprocess.run(["systemctl", "reset-failed", unit], capture_output=True, timeout=30)
