@@ -449,6 +449,7 @@ class SystemdCgroup(V2Cgroup):
         props += resource_properties(self.pending or {})
         props += device_properties((self.pending or {}).get("devices"))
         props += self.extra
+
         def taken():
             return pid in files.pids_in(self.path, recursive=False)
 

@@ -190,6 +190,8 @@ class Cri:
 CONFIG = """version = 2
 root = "{base}/root"
 state = "{base}/state"
+[debug]
+  level = "debug"
 [grpc]
   address = "{sock}"
 [plugins."io.containerd.grpc.v1.cri"]
@@ -233,9 +235,9 @@ class CriContainerd:
             time.sleep(0.2)
         self.cri = Cri(self.sock)
 
-    def log(self) -> str:
+    def log(self, tail: int = 4000) -> str:
         with open(os.path.join(self.base, "containerd.log"), errors="replace") as f:
-            return f.read()[-4000:]
+            return f.read()[-tail:]
 
     def ctr(self, *args, check=True, timeout=120):
         p = subprocess.run(["ctr", "-a", self.sock, "-n", NAMESPACE, *args], capture_output=True, text=True,
@@ -290,5 +292,5 @@ class CriContainerd:
             self._log.close()
             # pytest shows a failed test's teardown output: containerd's log (its shims' lines among them)
             # then says why a CRI call failed, where the call's own error says only what it saw
-            print("containerd's log, last lines:\n" + self.log())
+            print("containerd's log (debug level: the shims' own lines too), last lines:\n" + self.log(20000))
 
