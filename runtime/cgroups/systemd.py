@@ -330,6 +330,15 @@ class _Bus:
     def call(self, method: str, signature: str, *args):
         return self._do(method, self.conn.call, SYSTEMD, OBJECT, MANAGER, method, signature, args)
 
+    def call_on_loaded(self, method: str, signature: str, *args):
+        """call(), for a method on a unit that may be gone: None when systemd has no such unit loaded."""
+        try:
+            return self.call(method, signature, *args)
+        except _DBusError as e:
+            if not e.name.endswith(("NoSuchUnit", "LoadFailed")):
+                raise
+            return None
+
     def _do(self, method: str, fn, *args):
         """fn(*args), its errors worded for the user: one line, naming the method."""
         from runtime.cgroups import dbus
@@ -501,24 +510,16 @@ class SystemdCgroup(V2Cgroup):
             bus = None
         if bus is not None:
             try:
-                try:
-                    job = bus.call("StopUnit", "ss", self.unit, "replace")[0]
-                except _DBusError as e:
-                    if not e.name.endswith(("NoSuchUnit", "LoadFailed")):
-                        raise
-                    job = None  # gone already, the usual case: systemd stopped it when its last process left
+                # None: gone already, the usual case (systemd stopped it when its last process left)
+                job = bus.call_on_loaded("StopUnit", "ss", self.unit, "replace")
                 if job is not None:
                     # The stop job's end, not a poll of the directory (whatever its result: the directory
                     # is made sure of below; runc only warns about a stop that failed). The match is asked
                     # for only now, to spare the usual delete its round trip: a stop that ends before the
                     # bus has it is seen by wait_job's polling instead, as all were before.
                     bus.watch_jobs()
-                    bus.wait_job(job, gone, 10.0)
-                try:  # after the stop: a stop that failed leaves the unit failed, and loaded
-                    bus.call("ResetFailedUnit", "s", self.unit)
-                except _DBusError as e:
-                    if not e.name.endswith(("NoSuchUnit", "LoadFailed")):
-                        raise
+                    bus.wait_job(job[0], gone, 10.0)
+                bus.call_on_loaded("ResetFailedUnit", "s", self.unit)  # after the stop: a failed stop leaves it failed
             finally:
                 bus.close()
         if not self._wait(gone, 10.0):
