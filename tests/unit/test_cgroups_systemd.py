@@ -200,11 +200,9 @@ class FakeConn:
 def fake_bus(monkeypatch):
     from runtime.cgroups import dbus
 
-    made = []
-
     def use(replies, signals=()):
         conn = FakeConn(replies, signals)
-        monkeypatch.setattr(dbus, "system_bus", lambda timeout=30: made.append(conn) or conn)
+        monkeypatch.setattr(dbus, "system_bus", lambda timeout=30: conn)
         return conn
     return use
 
